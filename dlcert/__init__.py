@@ -1,0 +1,23 @@
+"""dlcert: certify critical points of deep linear neural networks.
+
+The flow is data -> statistics -> certificate -> report::
+
+    stats = dlcert.Statistics.from_data(X, Y)
+    cert = dlcert.certify(weights, stats)
+    print(cert.verdict, cert.gap)
+"""
+
+from dlcert.certificate import Certificate, ExitCode, Verdict
+from dlcert.errors import DlcertError, InputError, ResourceError
+from dlcert.statistics import Statistics
+
+__all__ = [
+    "Certificate",
+    "DlcertError",
+    "ExitCode",
+    "InputError",
+    "ResourceError",
+    "Statistics",
+    "Verdict",
+]
+__version__ = "0.1.0"

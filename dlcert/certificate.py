@@ -1,0 +1,249 @@
+"""The certificate: plain, frozen result objects that renderers turn into output.
+
+Nothing here computes or prints. :meth:`Certificate.to_dict` is the single place where numpy
+values become Python builtins (and non-finite floats become ``None``), so JSON and YAML output
+never see numpy scalars.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum, IntEnum
+from typing import Any
+
+import numpy as np
+
+CHECK_SCHEMA = "dlcert.check/1"
+
+
+class Verdict(str, Enum):
+    """The five verdicts of SPEC §7."""
+
+    GLOBAL_MINIMUM = "global_minimum"
+    STRICT_SADDLE = "strict_saddle"
+    NON_STRICT_SADDLE = "non_strict_saddle"
+    NOT_CRITICAL = "not_critical"
+    INCONCLUSIVE = "inconclusive"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return _VERDICT_EXIT[self]
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (SPEC §7). A CI gate reads these."""
+
+    OK = 0  # certified global minimum; success for commands that give no verdict
+    INTERNAL_ERROR = 1  # a bug in dlcert
+    INPUT_ERROR = 2  # usage or input error
+    SADDLE = 3  # strict or non-strict saddle
+    NOT_CRITICAL = 4
+    INCONCLUSIVE = 5
+
+
+_VERDICT_EXIT = {
+    Verdict.GLOBAL_MINIMUM: ExitCode.OK,
+    Verdict.STRICT_SADDLE: ExitCode.SADDLE,
+    Verdict.NON_STRICT_SADDLE: ExitCode.SADDLE,
+    Verdict.NOT_CRITICAL: ExitCode.NOT_CRITICAL,
+    Verdict.INCONCLUSIVE: ExitCode.INCONCLUSIVE,
+}
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Tolerances a certificate was judged with (all relative, see ``dlcert.tolerances``).
+
+    gtol : bound on the relative gradient norm for "critical".
+    ftol : bound on ``gap / (syy/2)`` for "global".
+    rank_rtol : singular values below ``rank_rtol * sigma_max`` count as zero.
+    hessian_rtol : eigenvalues below ``-hessian_rtol * |lambda_max|`` count as negative.
+    eps : machine epsilon of the input precision the defaults were derived from.
+    """
+
+    gtol: float
+    ftol: float
+    rank_rtol: float
+    hessian_rtol: float
+    eps: float
+
+
+@dataclass(frozen=True)
+class TheoremCheck:
+    """One row of the theorems table (SPEC §5).
+
+    id : stable theorem id, e.g. ``yun2018.thm2.1``.
+    applies : whether the theorem's assumptions hold for this data and architecture.
+    holds : whether its condition holds at this point (``None`` when not applicable/undecided).
+    conclusion : what follows, in one sentence.
+    evidence : the measured numbers behind ``applies`` and ``holds``.
+    """
+
+    id: str
+    applies: bool
+    holds: bool | None
+    conclusion: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RankRule:
+    """Strictness by partial-product ranks (after Achour et al. 2021; SPEC §4).
+
+    decision : ``global_minimum``, ``strict_saddle``, ``non_strict_saddle`` or ``None``
+        when the rule does not apply or a rank is ambiguous.
+    index_set : the learned index set S (1-based indices of singular values of T).
+    top_set : whether S carries the |S| largest singular values.
+    j_b, j_t : the O(N) tightness indices (``None`` when not needed).
+    tightened : whether three consecutive blocks of rank r exist.
+    reason : why the rule could not decide (empty when it did).
+    """
+
+    decision: str | None
+    index_set: list[int] | None
+    top_set: bool | None
+    j_b: int | None
+    j_t: int | None
+    tightened: bool | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class HessianSpectrum:
+    """Extreme eigenvalues of the Hessian and how they were obtained.
+
+    min_eigenvalue, max_eigenvalue : the extremes (``None`` if not computed).
+    method : ``dense``, ``lanczos``, ``lobpcg`` or ``none``.
+    converged : whether ``min_eigenvalue`` is a converged eigenvalue (never inferred).
+    iterations : solver iterations (Hessian-vector products for ``lanczos``).
+    residual : ``||H v - lambda v|| / |lambda_max|`` of the reported minimal pair.
+    seconds : wall time spent on the spectrum.
+    direction_curvature : Rayleigh quotient of the structured direction (an upper bound on
+        ``min_eigenvalue`` that needs no eigen-solver), ``None`` when there is none.
+    extremes : further smallest eigenvalues requested with ``--eigs``.
+    """
+
+    min_eigenvalue: float | None
+    max_eigenvalue: float | None
+    method: str
+    converged: bool
+    iterations: int = 0
+    residual: float | None = None
+    seconds: float = 0.0
+    direction_curvature: float | None = None
+    extremes: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Witness:
+    """A point ``W'`` near ``W`` with lower loss: the re-checkable evidence of a saddle.
+
+    kind : ``negative_curvature`` (order 2) or ``higher_order`` (order >= 3).
+    radius : ``||W' - W||_F``.
+    loss_decrease : ``L(W) - L(W')`` evaluated stably (> 0).
+    rounding_bound : bound on the rounding error of ``loss_decrease``.
+    order : the lowest power q of t in ``L(W + tV) - L(W)``.
+    coefficient : the coefficient of ``t^q`` (negative), with ``||V||_F = 1``.
+    layers_moved : 1-based indices of the layers that move.
+    point : the weights ``W'`` (not part of :meth:`Certificate.to_dict`).
+    """
+
+    kind: str
+    radius: float
+    loss_decrease: float
+    rounding_bound: float
+    order: int
+    coefficient: float
+    layers_moved: list[int]
+    point: tuple[np.ndarray, ...] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Everything ``dlcert check`` measured and concluded about one point ``W``.
+
+    verdict : one of :class:`Verdict`.
+    message : one-sentence summary of the verdict and the rule that gave it.
+    loss : ``L(W)``.
+    optimal_loss : ``L*`` for these widths (SPEC §3).
+    ols_loss : ``L_ols``, the loss no linear map removes.
+    gap, relative_gap : ``L(W) - L*`` computed stably, and ``gap / (syy/2)``.
+    gradient_norm : ``sqrt(sum_i ||dL/dW_i||_F^2)``.
+    relative_gradient_norm : the scale-free norm of ``dlcert.objective.relative_gradient``.
+    layer_gradient_norms, layer_relative_gradient_norms : per layer, input to output.
+    widths : ``[d_0, ..., d_N]``; k : bottleneck width; bottleneck_layers : indices with d_i = k.
+    product_rank : numerical rank of ``R``; product_singular_values : singular values of ``R``.
+    rank_gap : ``sigma_{r+1}(R) / sigma_r(R)``-style separation at the rank cut (0 = clean).
+    singular_values : singular values s_i of the whitened target ``T``.
+    rank_rule : the strictness rule's result; hessian : the measured spectrum.
+    theorems : the SPEC §5 table; witness : escape witness for saddles, else ``None``.
+    reasons : why inconclusive, and notes; tolerances : what everything was judged with.
+    m : number of samples the statistics came from.
+    """
+
+    verdict: Verdict
+    message: str
+    loss: float
+    optimal_loss: float
+    ols_loss: float
+    gap: float
+    relative_gap: float
+    gradient_norm: float
+    relative_gradient_norm: float
+    layer_gradient_norms: list[float]
+    layer_relative_gradient_norms: list[float]
+    widths: list[int]
+    k: int
+    bottleneck_layers: list[int]
+    product_rank: int
+    product_singular_values: list[float]
+    rank_gap: float
+    singular_values: list[float]
+    rank_rule: RankRule
+    hessian: HessianSpectrum
+    theorems: list[TheoremCheck]
+    witness: Witness | None
+    reasons: list[str]
+    tolerances: Tolerances
+    m: int
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return self.verdict.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-safe dict following the ``dlcert.check/1`` contract (SPEC §7)."""
+        out: dict[str, Any] = {"schema": CHECK_SCHEMA}
+        for f in fields(self):
+            out[f.name] = to_builtin(getattr(self, f.name))
+        return out
+
+
+def to_builtin(value: Any) -> Any:
+    """Recursively convert numpy values, enums and dataclasses into JSON/YAML-safe builtins.
+
+    Non-finite floats become ``None``; arrays become nested lists; the witness point is dropped.
+    """
+    if isinstance(value, Enum):
+        return value.value
+    if is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: to_builtin(getattr(value, f.name))
+            for f in fields(value)
+            if f.name != "point"
+        }
+    if isinstance(value, dict):
+        return {str(k): to_builtin(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_builtin(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [to_builtin(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        x = float(value)
+        return x if math.isfinite(x) else None
+    return value
