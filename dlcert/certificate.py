@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
-from enum import Enum, IntEnum
+from enum import Enum, IntEnum, StrEnum
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 CHECK_SCHEMA = "dlcert.check/1"
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """The five verdicts of SPEC §7."""
 
     GLOBAL_MINIMUM = "global_minimum"

@@ -1,0 +1,291 @@
+"""Certification: statistics and weights in, a :class:`~dlcert.certificate.Certificate` out.
+
+1. First order: the scale-free gradient norm against ``gtol`` (SPEC §2) -> ``not_critical``.
+2. Value: the stable gap ``L(W) - L*`` against ``ftol * syy/2`` (SPEC §3), cross-checked with
+   Yun et al. 2018 Thm 2.1/2.2 where they apply -> ``global_minimum``.
+3. Otherwise a saddle (no spurious local minima: Zhang 2019 Cor 1; Kawaguchi 2016 Thm 2.3):
+   strict or non-strict by the rank rule (after Achour et al. 2021), confirmed by the Hessian
+   and by an escape witness (SPEC §4).
+Any disagreement between independent routes, or a number too close to its tolerance, gives
+``inconclusive`` with the reason. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dlcert.assumptions import measure_assumptions
+from dlcert.certificate import (
+    Certificate,
+    HessianSpectrum,
+    RankRule,
+    TheoremCheck,
+    Verdict,
+    Witness,
+)
+from dlcert.errors import InputError
+from dlcert.hessian import DENSE_LIMIT, spectrum
+from dlcert.objective import (
+    PointCache,
+    gradient,
+    loss_of_product,
+    relative_gradient_norms,
+    unflatten,
+)
+from dlcert.optimum import ols_loss, optimal_loss, rank_excess, whiten
+from dlcert.products import numerical_rank, widths_of
+from dlcert.statistics import Statistics, eps_of
+from dlcert.strictness import near_tie, rank_rule
+from dlcert.theorems import measure_point, theorem_table
+from dlcert.tolerances import default_tolerances
+from dlcert.witness import Direction, default_radius, evaluate, find_witness
+
+#: Relative eigenvalue cutoff of Sxx for whitening: the statistics are float64 sums.
+SXX_RTOL = 1e3 * float(np.finfo(np.float64).eps)
+
+NO_HESSIAN = HessianSpectrum(None, None, "none", False)
+
+
+def certify(
+    weights: Sequence[np.ndarray],
+    stats: Statistics,
+    *,
+    gtol: float | None = None,
+    ftol: float | None = None,
+    eps: float | None = None,
+    dense_limit: int = DENSE_LIMIT,
+    time_budget: float = 20.0,
+    n_extremes: int = 0,
+    radius: float | None = None,
+    seed: int = 0,
+) -> Certificate:
+    """Certify the point ``weights`` (``W_1..W_N``, input to output) for the data ``stats``."""
+    ws = tuple(np.asarray(w, dtype=np.float64) for w in weights)
+    widths = widths_of(ws)
+    if widths[0] != stats.dx or widths[-1] != stats.dy:
+        raise InputError(
+            f"weights map {widths[0]} -> {widths[-1]} but the data has dx = {stats.dx}, "
+            f"dy = {stats.dy}"
+        )
+    if not stats.syy > 0:
+        raise InputError("Y is identically zero (syy = 0): there is nothing to fit")
+    if eps is None:
+        eps = max(stats.eps, eps_of(*weights))
+    tol = default_tolerances(eps, widths, gtol, ftol)
+    wh = whiten(stats, SXX_RTOL)
+    assumptions = measure_assumptions(stats, wh, widths, tol.rank_rtol)
+    k = assumptions.k
+    cache = PointCache.at(ws, stats)
+    grads = gradient(ws, stats, cache)
+    gnorms = [float(np.linalg.norm(g)) for g in grads]
+    rel = relative_gradient_norms(cache, grads, stats)
+    half_syy = 0.5 * stats.syy
+    loss = loss_of_product(cache.R, stats)
+    gap = rank_excess(cache.R, wh, k)
+    prank = numerical_rank(cache.R, tol.rank_rtol)
+    reasons: list[str] = []
+    critical = max(rel) <= tol.gtol
+
+    common = dict(
+        loss=loss,
+        optimal_loss=optimal_loss(stats, wh, k),
+        ols_loss=ols_loss(stats, wh),
+        gap=gap,
+        relative_gap=gap / half_syy,
+        gradient_norm=float(np.sqrt(sum(g * g for g in gnorms))),
+        relative_gradient_norm=max(rel),
+        layer_gradient_norms=gnorms,
+        layer_relative_gradient_norms=rel,
+        widths=widths,
+        k=k,
+        bottleneck_layers=assumptions.bottleneck_layers,
+        product_rank=prank.rank,
+        product_singular_values=[float(x) for x in prank.singular_values],
+        rank_gap=prank.gap,
+        singular_values=[float(x) for x in wh.s],
+        tolerances=tol,
+        m=stats.m,
+    )
+
+    if not critical:
+        worst = int(np.argmax(rel)) + 1
+        pt = measure_point(ws, cache, wh, assumptions, tol, prank.rank, False, None)
+        return Certificate(
+            verdict=Verdict.NOT_CRITICAL,
+            message=(
+                f"not a critical point: relative gradient norm {max(rel):.3e} > gtol {tol.gtol:.1e} "
+                f"(largest at W{worst})"
+            ),
+            rank_rule=_no_rule("not evaluated: the point is not critical"),
+            hessian=NO_HESSIAN,
+            theorems=theorem_table(assumptions, tol, pt),
+            witness=None,
+            reasons=reasons,
+            **common,  # type: ignore[arg-type]
+        )
+
+    rule = rank_rule(ws, stats, wh, tol)
+    pt = measure_point(ws, cache, wh, assumptions, tol, prank.rank, True, rule)
+    theorems = theorem_table(assumptions, tol, pt)
+    rel_gap = gap / half_syy
+    global_by_gap = rel_gap <= tol.ftol
+
+    witness: Witness | None = None
+    curvature_dir: Direction | None = None
+    if not global_by_gap or rule.decision in ("strict_saddle", "non_strict_saddle"):
+        witness, curvature_dir = find_witness(
+            ws, stats, wh, cache, tol.rank_rtol, index_set=rule.index_set, radius=radius
+        )
+    spec, vmin = spectrum(
+        stats, cache,
+        direction=curvature_dir.V if curvature_dir else None,
+        dense_limit=dense_limit, time_budget=time_budget, n_extremes=n_extremes,
+        rtol=max(1e-8, tol.hessian_rtol), seed=seed,
+    )
+    h_scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0))
+    h_thr = -tol.hessian_rtol * h_scale
+    reliable_min = spec.converged and spec.min_eigenvalue is not None
+    eig_negative = reliable_min and spec.min_eigenvalue is not None and spec.min_eigenvalue < h_thr
+    if (witness is None or witness.order > 2) and eig_negative and vmin is not None:
+        eig_witness = _eigen_witness(ws, vmin, stats, cache, radius)
+        if eig_witness is not None:
+            witness = eig_witness
+    neg_certified = (witness is not None and witness.order == 2) or eig_negative
+    psd_measured = reliable_min and not eig_negative
+    yun = _yun_route(theorems)
+
+    verdict: Verdict
+    if global_by_gap:
+        if near_tie(wh, k, stats, tol.ftol):
+            verdict = Verdict.INCONCLUSIVE
+            reasons.append(
+                f"s_k = {wh.s[k - 1]:.6g} and s_(k+1) = {wh.s[k]:.6g} are tied within ftol: "
+                "another critical value lies within the tolerance of L*"
+            )
+        elif yun is not None and yun.holds is False:
+            verdict = Verdict.INCONCLUSIVE
+            reasons.append(f"gap {rel_gap:.3e} <= ftol certifies global but {yun.id} says saddle")
+        elif rule.decision in ("strict_saddle", "non_strict_saddle"):
+            verdict = Verdict.INCONCLUSIVE
+            reasons.append(f"gap certifies global but the rank rule says {rule.decision}")
+        elif eig_negative:
+            verdict = Verdict.INCONCLUSIVE
+            reasons.append(
+                f"gap certifies global but the Hessian has lambda_min = {spec.min_eigenvalue:.3e} "
+                f"< {h_thr:.3e}"
+            )
+        else:
+            verdict = Verdict.GLOBAL_MINIMUM
+            witness = None
+    else:
+        if yun is not None and yun.holds is True:
+            verdict = Verdict.INCONCLUSIVE
+            reasons.append(f"gap {rel_gap:.3e} > ftol but {yun.id} says global")
+        elif rule.decision == "global_minimum":
+            verdict = Verdict.INCONCLUSIVE
+            reasons.append("the rank rule says global but the gap exceeds ftol")
+        elif rule.decision == "strict_saddle":
+            if neg_certified and witness is not None and witness.order == 2:
+                verdict = Verdict.STRICT_SADDLE
+            elif psd_measured:
+                verdict = Verdict.INCONCLUSIVE
+                reasons.append(
+                    f"rank rule says strict but the Hessian's lambda_min = {spec.min_eigenvalue:.3e}"
+                    f" >= {h_thr:.3e}"
+                )
+            else:
+                verdict = Verdict.INCONCLUSIVE
+                reasons.append("rank rule says strict but no negative-curvature direction was confirmed")
+        elif rule.decision == "non_strict_saddle":
+            iv = next(t for t in theorems if t.id == "kawaguchi2016.thm2.3.iv")
+            if neg_certified:
+                verdict = Verdict.INCONCLUSIVE
+                reasons.append("rank rule says non-strict but a negative-curvature direction exists")
+            elif iv.applies and iv.holds:
+                verdict = Verdict.INCONCLUSIVE
+                reasons.append("rank rule says non-strict but Kawaguchi 2016 Thm 2.3(iv) says strict")
+            elif witness is None:
+                verdict = Verdict.INCONCLUSIVE
+                reasons.append("rank rule says non-strict but no higher-order escape witness was found")
+            else:
+                verdict = Verdict.NON_STRICT_SADDLE
+                if not psd_measured:
+                    reasons.append(
+                        "the Hessian's lambda_min did not converge; non-strictness rests on the rank rule"
+                    )
+        else:
+            if neg_certified and witness is not None and witness.order == 2:
+                verdict = Verdict.STRICT_SADDLE
+                reasons.append(f"rank rule undecided ({rule.reason}); strictness from the Hessian")
+            else:
+                verdict = Verdict.INCONCLUSIVE
+                reasons.append(f"rank rule undecided: {rule.reason}")
+                if witness is not None:
+                    reasons.append(
+                        f"a saddle (order-{witness.order} escape found) but strictness is undecided"
+                    )
+
+    return Certificate(
+        verdict=verdict,
+        message=_message(verdict, rel_gap, tol.ftol, rule.decision, witness, spec),
+        rank_rule=rule,
+        hessian=spec,
+        theorems=theorems,
+        witness=witness,
+        reasons=reasons,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def _no_rule(reason: str) -> RankRule:
+    return RankRule(None, None, None, None, None, None, reason)
+
+
+def _yun_route(theorems: list[TheoremCheck]) -> TheoremCheck | None:
+    """Yun et al. 2018 Thm 2.1 or 2.2, whichever applies with a decided condition."""
+    for t in theorems:
+        if t.id in ("yun2018.thm2.1", "yun2018.thm2.2") and t.applies and t.holds is not None:
+            return t
+    return None
+
+
+def _eigen_witness(
+    ws: tuple[np.ndarray, ...],
+    vmin: np.ndarray,
+    stats: Statistics,
+    cache: PointCache,
+    radius: float | None,
+) -> Witness | None:
+    """A negative-curvature witness along the eigenvector of lambda_min."""
+    V = unflatten(vmin / np.linalg.norm(vmin), [w.shape for w in ws])
+    moved = tuple(i + 1 for i, v in enumerate(V) if np.any(v))
+    direction = Direction(tuple(V), moved, "eigenvector")
+    return evaluate(ws, direction, stats, cache, radius if radius is not None else default_radius(ws))
+
+
+def _message(
+    verdict: Verdict,
+    rel_gap: float,
+    ftol: float,
+    rule: str | None,
+    witness: Witness | None,
+    spec: HessianSpectrum,
+) -> str:
+    if verdict is Verdict.GLOBAL_MINIMUM:
+        return f"certified global minimum: relative gap {rel_gap:.3e} <= ftol {ftol:.1e}"
+    if verdict is Verdict.STRICT_SADDLE and witness is not None:
+        return (
+            f"strict saddle: relative gap {rel_gap:.3e} > ftol {ftol:.1e}; negative curvature "
+            f"{witness.coefficient:.3e} along a unit direction; loss drops by "
+            f"{witness.loss_decrease:.3e} within radius {witness.radius:.3g}"
+        )
+    if verdict is Verdict.NON_STRICT_SADDLE and witness is not None:
+        return (
+            f"non-strict saddle: relative gap {rel_gap:.3e} > ftol {ftol:.1e}; Hessian has no "
+            f"negative eigenvalue (rank rule: {rule}); loss drops like t^{witness.order} "
+            f"(coefficient {witness.coefficient:.3e}) by {witness.loss_decrease:.3e} within "
+            f"radius {witness.radius:.3g}"
+        )
+    return "inconclusive: the measurements cannot decide (see reasons)"

@@ -1,0 +1,43 @@
+"""Default tolerances, derived from the precision the inputs arrived in.
+
+All tolerances are relative, so a verdict does not change when X, Y or the weights are
+rescaled consistently. With ``eps`` the machine epsilon of the coarsest input dtype
+(2.2e-16 for float64, 1.2e-7 for float32) and ``d`` the largest width:
+
+* ``gtol = 10 sqrt(eps)`` bounds the relative gradient norm (``dlcert.objective`` doc):
+  1.5e-7 for float64, 3.5e-3 for float32. Rounding the weights of an exact critical point
+  to the input precision moves the gradient by about ``eps`` times the conditioning of the
+  products, so the bound sits well above that and far below the O(1) values of a point that
+  is not critical.
+* ``ftol = 10 eps^(3/4)`` bounds ``gap / (syy/2)``: 1.8e-11 for float64, 6.2e-5 for float32.
+  The gap is second order in the distance to the optimum, so it is far smaller than gtol.
+* ``rank_rtol = 100 d eps`` is the relative singular-value cutoff for numerical ranks
+  (numpy's ``matrix_rank`` default is ``d eps``; products of several factors and float32
+  storage need headroom).
+* ``hessian_rtol = 100 d sqrt(N) eps`` (floored at 1e-12): eigenvalues below
+  ``-hessian_rtol * |lambda_max|`` count as negative curvature.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dlcert.certificate import Tolerances
+
+
+def default_tolerances(
+    eps: float,
+    widths: list[int],
+    gtol: float | None = None,
+    ftol: float | None = None,
+) -> Tolerances:
+    """Tolerances for inputs of machine epsilon ``eps``; ``gtol``/``ftol`` override."""
+    d = max(widths)
+    n = len(widths) - 1
+    return Tolerances(
+        gtol=gtol if gtol is not None else 10.0 * math.sqrt(eps),
+        ftol=ftol if ftol is not None else 10.0 * eps**0.75,
+        rank_rtol=100.0 * d * eps,
+        hessian_rtol=max(1e-12, 100.0 * d * math.sqrt(n) * eps),
+        eps=eps,
+    )

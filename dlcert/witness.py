@@ -1,0 +1,330 @@
+"""Escape witnesses for saddles (SPEC §4): a nearby point with a certified lower loss.
+
+Along a line ``W + tV`` the product ``R(t) = prod_i (W_i + t V_i)`` is a matrix polynomial of
+degree <= N, so ``L(W + tV) - L(W) = sum_q a_q t^q`` is a polynomial of degree <= 2N whose
+coefficients are computed exactly from the statistics. A witness is a direction V
+(``||V||_F = 1``) whose lowest non-zero coefficient ``a_q`` is negative, and a step t within
+a radius where the decrease, evaluated stably, beats a bound on its rounding error.
+
+Directions come from the structure the rank rule reveals:
+
+* *misplaced* (strict saddle, S not a top set): rotate a learned direction u_i towards a
+  missing larger one u_j through W_N and W_1: ``R(t) = (I + t u_j u_i^T) R (I + t S v_i v_j^T S^{-1})``;
+  the loss changes by ``t^2 s_i (s_i - s_j) + t^4 s_i^2 / 2`` (order 2).
+* *chain* (any saddle): move layers ``l_1 < ... < l_q`` by rank-one ``z_m y_m^T`` with
+  ``A_{l_m} z_m = 0`` (m < q) and ``y_m^T B_{l_m} S = 0`` (m > 1), so every term of R(t) of order
+  below q vanishes except through gapped pairs, and the order-q term routes the direction of
+  ``A_{l_q}^T E B_{l_1}^T`` through the rank-deficient layers. q = 2 gives negative curvature,
+  q >= 3 the higher-order escape of a non-strict saddle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlcert.certificate import Witness
+from dlcert.objective import PointCache, loss_change
+from dlcert.optimum import Whitening
+from dlcert.products import Weights, chain, null_space, product
+from dlcert.statistics import Statistics
+
+#: Largest number of layers for which every subset of moving layers is tried.
+EXHAUSTIVE_LAYERS = 8
+
+
+@dataclass(frozen=True)
+class Direction:
+    """A unit direction ``V`` (``||V||_F = 1``) and the layers it moves (1-based)."""
+
+    V: tuple[np.ndarray, ...]
+    layers: tuple[int, ...]
+    kind: str  # "misplaced" or "chain"
+
+
+def product_polynomial(weights: Weights, V: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Coefficients ``C_0..C_N`` of ``R(t) = prod_i (W_i + t V_i)`` (``C_0 = R``)."""
+    coeffs = [np.eye(weights[0].shape[1])]
+    for W, D in zip(weights, V, strict=True):
+        moving = bool(np.any(D))
+        new = [W @ c for c in coeffs] + ([np.zeros((W.shape[0], coeffs[0].shape[1]))] if moving else [])
+        if moving:
+            for q, c in enumerate(coeffs):
+                new[q + 1] = new[q + 1] + D @ c
+        coeffs = new
+    return coeffs
+
+
+def loss_polynomial(
+    weights: Weights, V: Sequence[np.ndarray], stats: Statistics, E: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients ``a_1..a_{2N}`` of ``L(W + tV) - L(W)`` and a rounding bound for each.
+
+    ``a_q = <E, C_q> + 1/2 sum_{i+j=q, i,j>=1} <C_i Sxx, C_j>`` (index 0 of the result is t^1).
+    The bound is a forward error bound: the same recurrences run on absolute values give
+    elementwise magnitudes ``|C|_q`` of every coefficient, and each computed quantity is off by
+    at most ``gamma`` times its magnitude (``gamma`` = a few eps times the inner dimensions).
+    """
+    C = product_polynomial(weights, V)
+    Cabs = product_polynomial([np.abs(w) for w in weights], [np.abs(v) for v in V])
+    deg = len(C) - 1
+    CS = [c @ stats.Sxx for c in C]
+    absS = np.abs(stats.Sxx)
+    CabsS = [c @ absS for c in Cabs]
+    dims = sum(w.shape[0] + w.shape[1] for w in weights) + stats.dx + stats.dy
+    gamma = 4.0 * dims * float(np.finfo(np.float64).eps)
+    # |E| is bounded by |R| |Sxx| + |Syx|; its rounding error by gamma times that.
+    E_abs = Cabs[0] @ absS + np.abs(stats.Syx)
+    a = np.zeros(2 * deg)
+    bound = np.zeros(2 * deg)
+    for q in range(1, deg + 1):
+        a[q - 1] += float(np.vdot(E, C[q]))
+        bound[q - 1] += gamma * float(np.vdot(E_abs, Cabs[q]))
+    for i in range(1, deg + 1):
+        for j in range(1, deg + 1):
+            a[i + j - 1] += 0.5 * float(np.vdot(CS[i], C[j]))
+            bound[i + j - 1] += 0.5 * gamma * float(np.vdot(CabsS[i], Cabs[j]))
+    return a, bound
+
+
+def leading_order(a: np.ndarray, bound: np.ndarray) -> int | None:
+    """Lowest q >= 2 whose coefficient exceeds its rounding bound (``None`` if none does).
+
+    The first-order coefficient is ``<grad L, V>``: at a point already judged critical it is
+    bounded by the gradient norm, and the step's sign is chosen so it cannot raise the loss.
+    """
+    for q in range(1, a.size):
+        if abs(a[q]) > 10.0 * bound[q]:
+            return q + 1
+    return None
+
+
+def best_step(a: np.ndarray, radius: float) -> float:
+    """The t in ``[-radius, radius]`` minimising ``sum_q a_q t^q``."""
+    poly = np.concatenate([a[::-1], [0.0]])  # highest power first, constant 0
+    deriv = np.polyder(poly)
+    candidates = [-radius, radius]
+    if deriv.size > 1 and np.any(deriv):
+        for root in np.roots(deriv):
+            if abs(root.imag) < 1e-12 * max(1.0, abs(root.real)) and abs(root.real) <= radius:
+                candidates.append(float(root.real))
+    values = [float(np.polyval(poly, t)) for t in candidates]
+    return candidates[int(np.argmin(values))]
+
+
+def misplaced_direction(
+    weights: Weights, wh: Whitening, i: int, j: int
+) -> Direction | None:
+    """Rotate learned direction ``i`` towards missing direction ``j`` (1-based; needs N >= 2)."""
+    n = len(weights)
+    if n < 2:
+        return None
+    ui, uj = wh.U[:, i - 1], wh.U[:, j - 1]
+    vi, vj = wh.Vt[i - 1], wh.Vt[j - 1]
+    V = [np.zeros_like(w) for w in weights]
+    V[n - 1] = np.outer(uj, ui @ weights[n - 1])
+    V[0] = np.outer(weights[0] @ (wh.S @ vi), vj @ wh.S_pinv)
+    return _normalised(V, (1, n), "misplaced")
+
+
+class NullSpaces:
+    """Lazily computed null spaces ``null(A_l)`` and ``null((B_l S)^T)`` per layer."""
+
+    def __init__(self, cache: PointCache, wh: Whitening, rtol: float) -> None:
+        self._cache, self._wh, self._rtol = cache, wh, rtol
+        self._above: dict[int, np.ndarray] = {}
+        self._below: dict[int, np.ndarray] = {}
+
+    def above(self, layer: int) -> np.ndarray:
+        """Basis of ``{z : A_layer z = 0}``."""
+        if layer not in self._above:
+            self._above[layer] = null_space(self._cache.A[layer - 1], self._rtol)
+        return self._above[layer]
+
+    def below(self, layer: int) -> np.ndarray:
+        """Basis of ``{y : y^T B_layer S = 0}``."""
+        if layer not in self._below:
+            self._below[layer] = null_space((self._cache.B[layer - 1] @ self._wh.S).T, self._rtol)
+        return self._below[layer]
+
+
+def chain_direction(
+    cache: PointCache, nulls: NullSpaces, layers: Sequence[int], rtol: float
+) -> Direction | None:
+    """The rank-one chain direction through ``layers`` (1-based, increasing), or None."""
+    W = cache.weights
+    q = len(layers)
+    z: list[np.ndarray | None] = [None] * q
+    y: list[np.ndarray | None] = [None] * q
+    for m in range(q - 1):
+        lo, hi = layers[m], layers[m + 1]
+        Nz = nulls.above(lo)
+        Ny = nulls.below(hi)
+        if Nz.shape[1] == 0 or Ny.shape[1] == 0:
+            return None
+        M = chain(W, lo + 1, hi - 1)
+        K = Ny.T @ M @ Nz
+        if not np.any(K):
+            return None
+        uu, ss, vv = np.linalg.svd(K)
+        if ss[0] <= rtol * max(1.0, float(np.linalg.norm(M, 2))):
+            return None
+        z[m] = Nz @ vv[0]
+        y[m + 1] = Ny @ uu[:, 0]
+    first, last = layers[0], layers[-1]
+    G = cache.A[last - 1].T @ cache.E @ cache.B[first - 1].T
+    if not np.any(G):
+        return None
+    uu, ss, vv = np.linalg.svd(G)
+    z[q - 1] = -uu[:, 0]
+    y[0] = vv[0]
+    V = [np.zeros_like(w) for w in W]
+    for m, layer in enumerate(layers):
+        zm, ym = z[m], y[m]
+        assert zm is not None and ym is not None
+        V[layer - 1] = np.outer(zm, ym)
+    return _normalised(V, tuple(layers), "chain")
+
+
+def _normalised(V: list[np.ndarray], layers: tuple[int, ...], kind: str) -> Direction | None:
+    norm = math.sqrt(sum(float(np.vdot(v, v)) for v in V))
+    if norm == 0.0 or not math.isfinite(norm):
+        return None
+    return Direction(tuple(v / norm for v in V), layers, kind)
+
+
+def candidate_layer_sets(n: int, orders: Sequence[int]) -> list[tuple[int, ...]]:
+    """Moving-layer sets to try: all subsets of the given sizes for small N, windows beyond."""
+    out: list[tuple[int, ...]] = []
+    for q in orders:
+        if q > n:
+            continue
+        if n <= EXHAUSTIVE_LAYERS:
+            out.extend(itertools.combinations(range(1, n + 1), q))
+        else:
+            out.extend(tuple(range(s, s + q)) for s in range(1, n - q + 2))
+            out.extend((a, b) for a, b in itertools.combinations(range(1, n + 1), 2) if q == 2)
+    return list(dict.fromkeys(out))
+
+
+def evaluate(
+    weights: Weights,
+    direction: Direction,
+    stats: Statistics,
+    cache: PointCache,
+    radius: float,
+) -> Witness | None:
+    """Turn a direction into a witness: exact polynomial, best step, stable decrease."""
+    a, bound = loss_polynomial(weights, direction.V, stats, cache.E)
+    q = leading_order(a, bound)
+    if q is None or a[q - 1] >= 0:
+        return None
+    t = best_step(a, radius)
+    if t == 0.0:
+        return None
+    point = tuple(w + t * v for w, v in zip(weights, direction.V, strict=True))
+    decrease, rounding = stable_decrease(weights, point, stats, cache.E)
+    if not decrease > rounding:
+        return None
+    return Witness(
+        kind="negative_curvature" if q == 2 else "higher_order",
+        radius=abs(t),
+        loss_decrease=decrease,
+        rounding_bound=rounding,
+        order=q,
+        coefficient=float(a[q - 1]),
+        layers_moved=list(direction.layers),
+        point=point,
+    )
+
+
+def stable_decrease(
+    weights: Weights, point: Weights, stats: Statistics, E: np.ndarray
+) -> tuple[float, float]:
+    """``L(W) - L(W')`` via ``R' - R = sum_i W'_N..W'_{i+1} (W'_i - W_i) W_{i-1}..W_1``.
+
+    Returns the decrease and a forward bound on its rounding error (the same sum on absolute
+    values gives the magnitudes every rounding error is proportional to).
+    """
+    dR = _telescoped_change(weights, point)
+    dR_abs = _telescoped_change([np.abs(w) for w in weights], [np.abs(p) for p in point],
+                                deltas=[np.abs(p - w) for p, w in zip(point, weights, strict=True)])
+    change = loss_change(E, dR, stats)
+    dims = sum(w.shape[0] + w.shape[1] for w in weights) + stats.dx + stats.dy
+    gamma = 8.0 * dims * float(np.finfo(np.float64).eps)
+    R_abs = product([np.abs(w) for w in weights])
+    absS = np.abs(stats.Sxx)
+    E_abs = R_abs @ absS + np.abs(stats.Syx)
+    scale = float(np.vdot(E_abs, dR_abs)) + float(np.vdot(dR_abs @ absS, dR_abs))
+    return -change, gamma * scale
+
+
+def _telescoped_change(
+    weights: Weights, point: Weights, deltas: Sequence[np.ndarray] | None = None
+) -> np.ndarray:
+    """``sum_i P_N..P_{i+1} D_i W_{i-1}..W_1`` with ``D_i = P_i - W_i`` unless given."""
+    n = len(weights)
+    dR = np.zeros((weights[-1].shape[0], weights[0].shape[1]))
+    above = np.eye(weights[-1].shape[0])
+    below = [np.eye(weights[0].shape[1])]
+    for w in weights[:-1]:
+        below.append(w @ below[-1])
+    for i in range(n - 1, -1, -1):
+        delta = deltas[i] if deltas is not None else point[i] - weights[i]
+        if np.any(delta):
+            dR = dR + above @ delta @ below[i]
+        above = above @ point[i]
+    return dR
+
+
+def default_radius(weights: Weights) -> float:
+    """Search radius: 10% of ``||W||_F``, at least 1 (so all-zero weights still get one)."""
+    norm = math.sqrt(sum(float(np.vdot(w, w)) for w in weights))
+    return max(1.0, 0.1 * norm)
+
+
+def find_witness(
+    weights: Weights,
+    stats: Statistics,
+    wh: Whitening,
+    cache: PointCache,
+    rtol: float,
+    *,
+    index_set: Sequence[int] | None = None,
+    orders: Sequence[int] | None = None,
+    radius: float | None = None,
+) -> tuple[Witness | None, Direction | None]:
+    """Search structured directions; return the best witness (lowest order, then largest decrease).
+
+    Also returns the best order-2 direction (for the Hessian's Rayleigh quotient), if any.
+    """
+    n = len(weights)
+    rad = radius if radius is not None else default_radius(weights)
+    directions: list[Direction] = []
+    if index_set is not None:
+        missing = [j for j in range(1, wh.s.size + 1) if j not in index_set and wh.s[j - 1] > 0]
+        learned = sorted(index_set)
+        if missing and learned and min(missing) < max(learned):
+            d = misplaced_direction(weights, wh, max(learned), min(missing))
+            if d is not None:
+                directions.append(d)
+    nulls = NullSpaces(cache, wh, rtol)
+    for layers in candidate_layer_sets(n, orders or range(2, n + 1)):
+        d = chain_direction(cache, nulls, layers, rtol)
+        if d is not None:
+            directions.append(d)
+    best: Witness | None = None
+    curvature: tuple[float, Direction] | None = None
+    for d in directions:
+        w = evaluate(weights, d, stats, cache, rad)
+        if w is None:
+            continue
+        if w.order == 2 and (curvature is None or w.coefficient < curvature[0]):
+            curvature = (w.coefficient, d)
+        if best is None or (w.order, -w.loss_decrease) < (best.order, -best.loss_decrease):
+            best = w
+    return best, (curvature[1] if curvature else None)
