@@ -1,0 +1,149 @@
+"""The rich view of a :class:`~dlcert.certificate.Certificate` (``dlcert check``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from dlcert.certificate import Certificate
+from dlcert.render.theme import fmt, tick
+
+
+class CheckView:
+    """Panels and tables for one certificate; every claim shows its number and tolerance."""
+
+    def __init__(self, cert: Certificate, title: str = "", witness_path: str | None = None) -> None:
+        self.cert = cert
+        self.title = title
+        self.witness_path = witness_path
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        c = self.cert
+        yield self._headline()
+        yield self._summary()
+        yield self._layers()
+        if c.hessian.method != "none":
+            yield self._hessian()
+        if c.rank_rule.decision is not None or c.rank_rule.index_set is not None:
+            yield self._rank_rule()
+        if c.witness is not None:
+            yield self._witness()
+        yield self._theorems()
+        if c.reasons:
+            yield Panel(
+                Group(*[Text("- " + r) for r in c.reasons]), title="reasons", title_align="left"
+            )
+
+    def _headline(self) -> Panel:
+        c = self.cert
+        v = c.verdict.value
+        head = Text.assemble((v.replace("_", " ").upper(), f"verdict.{v}"), "  ",
+                             (f"exit {int(c.exit_code)}", "muted"))
+        body = Group(head, Text(c.message))
+        return Panel(body, title=self.title or "dlcert check", title_align="left",
+                     border_style=f"verdict.{v}")
+
+    def _summary(self) -> Table:
+        c = self.cert
+        t = c.tolerances
+        tab = Table(title="measurements", title_justify="left", show_header=True,
+                    header_style="label")
+        tab.add_column("quantity")
+        tab.add_column("value", justify="right", style="number")
+        tab.add_column("judged against")
+        tab.add_row("loss L(W)", fmt(c.loss, ".10g"), "")
+        tab.add_row("optimal loss L*", fmt(c.optimal_loss, ".10g"), "exact (SPEC §3)")
+        tab.add_row("OLS loss L_ols", fmt(c.ols_loss, ".10g"), "")
+        tab.add_row("gap L(W) - L*", fmt(c.gap, ".3e"), "stable formula")
+        tab.add_row("relative gap", fmt(c.relative_gap, ".3e"),
+                    f"ftol {t.ftol:.1e} ({'<=' if c.relative_gap <= t.ftol else '>'})")
+        tab.add_row("gradient norm", fmt(c.gradient_norm, ".3e"), "")
+        tab.add_row("relative gradient norm", fmt(c.relative_gradient_norm, ".3e"),
+                    f"gtol {t.gtol:.1e} ({'<=' if c.relative_gradient_norm <= t.gtol else '>'})")
+        tab.add_row("widths", ",".join(map(str, c.widths)), f"N = {len(c.widths) - 1} layers")
+        tab.add_row("k (bottleneck width)", str(c.k),
+                    "hidden bottleneck at " + (", ".join(map(str, c.bottleneck_layers)) or "none"))
+        sv = ", ".join(fmt(s, ".4g") for s in c.product_singular_values[:8])
+        tab.add_row("rank R", str(c.product_rank),
+                    f"rank rtol {t.rank_rtol:.1e}; gap {c.rank_gap:.2e}; sigma(R) = {sv}")
+        tab.add_row("s_i (whitened target)", ", ".join(fmt(s, ".4g") for s in c.singular_values[:8]),
+                    f"m = {c.m} samples")
+        return tab
+
+    def _layers(self) -> Table:
+        c = self.cert
+        tab = Table(title="per layer", title_justify="left", header_style="label")
+        tab.add_column("layer")
+        tab.add_column("shape")
+        tab.add_column("||dL/dW_i||", justify="right", style="number")
+        tab.add_column("relative", justify="right", style="number")
+        for i, (g, r) in enumerate(zip(c.layer_gradient_norms, c.layer_relative_gradient_norms,
+                                       strict=True)):
+            tab.add_row(f"W{i + 1}", f"{c.widths[i + 1]} x {c.widths[i]}", fmt(g, ".3e"),
+                        fmt(r, ".3e"))
+        return tab
+
+    def _hessian(self) -> Table:
+        h = self.cert.hessian
+        tab = Table(title="Hessian", title_justify="left", header_style="label")
+        tab.add_column("quantity")
+        tab.add_column("value", justify="right", style="number")
+        tab.add_row("lambda_min", fmt(h.min_eigenvalue, ".4e"))
+        tab.add_row("lambda_max", fmt(h.max_eigenvalue, ".4e"))
+        tab.add_row("method", h.method)
+        tab.add_row("converged", tick(h.converged))
+        tab.add_row("iterations", str(h.iterations))
+        tab.add_row("residual / |lambda_max|", fmt(h.residual, ".2e"))
+        tab.add_row("seconds", fmt(h.seconds, ".3f"))
+        tab.add_row("curvature along structured direction", fmt(h.direction_curvature, ".4e"))
+        tab.add_row("negative threshold", fmt(
+            -self.cert.tolerances.hessian_rtol
+            * max(abs(h.max_eigenvalue or 0.0), abs(h.min_eigenvalue or 0.0)), ".3e"))
+        if h.extremes:
+            tab.add_row("smallest eigenvalues", ", ".join(fmt(x, ".4e") for x in h.extremes))
+        return tab
+
+    def _rank_rule(self) -> Table:
+        r = self.cert.rank_rule
+        tab = Table(title="rank rule (after Achour et al. 2021)", title_justify="left",
+                    header_style="label")
+        tab.add_column("quantity")
+        tab.add_column("value", justify="right")
+        tab.add_row("learned index set S", "{" + ", ".join(map(str, r.index_set or [])) + "}")
+        tab.add_row("S is a top set", tick(r.top_set))
+        tab.add_row("j_b", fmt(r.j_b))
+        tab.add_row("j_t", fmt(r.j_t))
+        tab.add_row("tightened", tick(r.tightened))
+        tab.add_row("decision", r.decision or f"undecided: {r.reason}")
+        return tab
+
+    def _witness(self) -> Table:
+        w = self.cert.witness
+        assert w is not None
+        tab = Table(title="escape witness", title_justify="left", header_style="label")
+        tab.add_column("quantity")
+        tab.add_column("value", justify="right", style="number")
+        tab.add_row("kind", w.kind)
+        tab.add_row("order q (loss drops like t^q)", str(w.order))
+        tab.add_row("coefficient of t^q (||V|| = 1)", fmt(w.coefficient, ".4e"))
+        tab.add_row("radius ||W' - W||", fmt(w.radius, ".4g"))
+        tab.add_row("loss decrease L(W) - L(W')", fmt(w.loss_decrease, ".4e"))
+        tab.add_row("rounding-error bound", fmt(w.rounding_bound, ".2e"))
+        tab.add_row("layers moved", ", ".join(f"W{i}" for i in w.layers_moved))
+        if self.witness_path:
+            tab.add_row("saved to", self.witness_path)
+        return tab
+
+    def _theorems(self) -> Table:
+        tab = Table(title="theorems (SPEC §5)", title_justify="left", header_style="label")
+        tab.add_column("id")
+        tab.add_column("applies")
+        tab.add_column("holds")
+        tab.add_column("conclusion")
+        for th in self.cert.theorems:
+            tab.add_row(th.id, tick(th.applies), tick(th.holds), th.conclusion)
+        return tab

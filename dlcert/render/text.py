@@ -1,0 +1,41 @@
+"""The text renderer: the rich view of a result, rendered to a string."""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+from rich.console import Console
+
+from dlcert.certificate import Certificate
+from dlcert.render.check_text import CheckView
+from dlcert.render.theme import THEME
+
+
+def view_for(result: Any) -> Any:
+    """The rich view class instance for a result object."""
+    if isinstance(result, Certificate):
+        return CheckView(result)
+    raise TypeError(f"no text view for {type(result).__name__}")
+
+
+class TextRenderer:
+    """Render a result's rich view; ``color`` emits ANSI styles (for a terminal)."""
+
+    def __init__(self, color: bool = False, width: int = 100) -> None:
+        self.color = color
+        self.width = width
+
+    def render(self, result: Any) -> str:
+        view = result if hasattr(result, "__rich_console__") else view_for(result)
+        buf = StringIO()
+        console = Console(
+            file=buf,
+            width=self.width,
+            theme=THEME,
+            color_system="standard" if self.color else None,
+            force_terminal=self.color,
+            highlight=False,
+        )
+        console.print(view)
+        return buf.getvalue()
