@@ -180,7 +180,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     _sniff(path, source)
     out: dict[str, np.ndarray] = {}
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # Open the file ourselves: np.load(path) leaks its handle when the zip is unreadable.
+        with path.open("rb") as fid, np.load(fid, allow_pickle=False) as npz:
             zf = npz.zip
             seen: set[str] = set()
             for info in zf.infolist():
