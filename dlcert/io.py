@@ -1,0 +1,437 @@
+"""Loading and saving weights, data and statistics (SPEC §6).
+
+A thin I/O layer: it reads files into plain arrays and hands every check to
+:mod:`dlcert.validation`. Loading never executes code from a file: ``.npz`` archives are read
+with ``np.load(..., allow_pickle=False)``, and an array that would need pickle is an error.
+Every failure is one :class:`~dlcert.errors.InputError` line naming the file.
+
+File contents (array names inside an ``.npz``):
+
+- weights: ``W1..WN`` (input to output), ``W_i`` of shape ``(d_i, d_{i-1})``;
+- raw data: ``X`` and ``Y`` (layout ``(d, m)`` or ``(m, d)``, see :class:`Layout`);
+- statistics: ``Sxx``, ``Syx``, ``syy``, ``m`` (see :class:`dlcert.statistics.Statistics`);
+- metadata: any name starting with ``meta_`` (a 0-d array: number, bool or unicode string).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlcert.errors import InputError
+from dlcert.statistics import Statistics, eps_of
+from dlcert.validation import (
+    check_data,
+    check_statistics,
+    check_weight_chain,
+    describe,
+)
+
+__all__ = [
+    "DATA_KEYS",
+    "META_PREFIX",
+    "RAW_KEYS",
+    "STATS_KEYS",
+    "Layout",
+    "Problem",
+    "load_problem",
+    "read_metadata",
+    "read_npz",
+    "save_statistics",
+    "save_weights",
+    "weights_from_arrays",
+]
+
+RAW_KEYS = ("X", "Y")
+STATS_KEYS = ("Sxx", "Syx", "syy", "m")
+DATA_KEYS = RAW_KEYS + STATS_KEYS
+META_PREFIX = "meta_"
+_WEIGHT_KEY = re.compile(r"W([0-9]+)", re.ASCII)
+_ALLOWED = "W1..WN, X, Y, Sxx, Syx, syy, m, meta_*"
+_FLOAT64_EPS = float(np.finfo(np.float64).eps)
+
+# What reading a damaged archive or member can raise (zipfile, zlib, numpy.lib.format).
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # unsupported zip compression method
+    RuntimeError,  # encrypted member
+    OverflowError,
+    MemoryError,
+    SyntaxError,  # a malformed .npy header goes through ast.literal_eval
+    TypeError,
+)
+
+
+class Layout(StrEnum):
+    """How ``X`` and ``Y`` are stored: ``columns`` = ``(d, m)``, ``rows`` = ``(m, d)``."""
+
+    COLUMNS = "columns"
+    ROWS = "rows"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Validated weights and data statistics, ready to certify.
+
+    weights : ``W1..WN`` as float64 C-contiguous arrays, ``W_i`` of shape ``(d_i, d_{i-1})``.
+    stats : the sufficient statistics of the data (``stats.eps == eps``).
+    eps : machine epsilon of the coarsest floating dtype among the stored weights and data
+        (float32 anywhere gives float32's 1.19e-7; integers count as float64; never below
+        float64's 2.2e-16 since everything is computed in float64). A statistics file's
+        ``meta_eps`` (the precision of the raw data it was computed from) counts too.
+    weights_source, data_source : the files the weights and the data came from.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    stats: Statistics
+    eps: float
+    weights_source: str
+    data_source: str
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(key: str) -> str:
+    shown = key if key.isprintable() else repr(key)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _sniff(path: Path, source: str) -> None:
+    """Reject what is clearly not an ``.npz`` before handing it to the zip reader."""
+    if not path.exists():
+        raise InputError(f"{source}: no such file")
+    if path.is_dir():
+        raise InputError(f"{source}: is a directory; expected an .npz file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read ({_one_line(exc.strerror or exc)})") from exc
+    if not head:
+        raise InputError(f"{source}: is empty (0 bytes); expected an .npz archive")
+    if head.startswith(b"\x93NUMPY"):
+        raise InputError(
+            f"{source}: is a single .npy array; expected an .npz archive with named arrays "
+            f"({_ALLOWED})"
+        )
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise InputError(
+            f"{source}: is not an .npz archive (starts with {head[:4]!r}; an .npz is a zip "
+            "file starting with b'PK\\x03\\x04')"
+        )
+
+
+def _check_member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> None:
+    """Read a member's .npy header; reject object dtypes and sizes the member cannot hold."""
+    key = _show(info.filename.removesuffix(".npy"))
+    with zf.open(info) as fp:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            return  # left to np.load, which knows the newer versions
+        header_bytes = fp.tell()
+    if dtype.hasobject:
+        raise InputError(
+            f"{source}: array {key} has dtype {dtype} (shape {shape}), which needs pickle to "
+            "load; dlcert never unpickles (allow_pickle=False), save real numbers instead"
+        )
+    count = 1
+    for n in shape:
+        count *= int(n)
+    need = count * dtype.itemsize
+    have = info.file_size - header_bytes
+    if need != have:
+        raise InputError(
+            f"{source}: array {key} declares shape {shape} dtype {dtype} ({need} bytes) but "
+            f"its member holds {have} bytes; the archive is corrupt or truncated"
+        )
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file eagerly into a dict (the file is closed on return).
+
+    Never unpickles. Missing files, directories, non-zip files, corrupt or truncated archives,
+    members that are not valid ``.npy`` arrays, duplicate member names and object arrays all
+    raise :class:`InputError` naming the file.
+    """
+    path = Path(path)
+    source = str(path)
+    _sniff(path, source)
+    out: dict[str, np.ndarray] = {}
+    try:
+        # Open the file ourselves: np.load(path) leaks its handle when the zip is unreadable.
+        with path.open("rb") as fid, np.load(fid, allow_pickle=False) as npz:
+            zf = npz.zip
+            seen: set[str] = set()
+            for info in zf.infolist():
+                name = info.filename
+                if name in seen:
+                    raise InputError(
+                        f"{source}: the archive holds more than one member named {_show(name)}"
+                    )
+                seen.add(name)
+                if info.is_dir():
+                    continue
+                if not name.endswith(".npy"):
+                    raise InputError(
+                        f"{source}: member {_show(name)} is not a .npy array; an .npz holds "
+                        f"only .npy members ({_ALLOWED})"
+                    )
+                _check_member_header(zf, info, source)
+                value = npz[name]
+                if not isinstance(value, np.ndarray):
+                    raise InputError(
+                        f"{source}: member {_show(name)} is not a valid .npy array "
+                        "(no .npy magic); the archive is corrupt"
+                    )
+                out[name.removesuffix(".npy")] = value
+    except InputError:
+        raise
+    except _READ_ERRORS as exc:
+        raise InputError(
+            f"{source}: corrupt or truncated .npz archive ({type(exc).__name__}: {_one_line(exc)})"
+        ) from exc
+    return out
+
+
+def _weight_keys(arrays: Mapping[str, Any], source: str) -> list[str]:
+    """Keys of ``W1..WN`` in layer order, after checking names, gaps and duplicates."""
+    by_index: dict[int, str] = {}
+    unknown: list[str] = []
+    for key in arrays:
+        match = _WEIGHT_KEY.fullmatch(key)
+        if match is None:
+            if key not in DATA_KEYS and not key.startswith(META_PREFIX):
+                unknown.append(key)
+            continue
+        index = int(match.group(1))
+        if index == 0:
+            raise InputError(f"{source}: array {key}: layer indices start at 1 (W1 is the input)")
+        if index in by_index:
+            first, second = sorted((by_index[index], key), key=len)
+            raise InputError(
+                f"{source}: arrays {first} and {second} both name layer {index}; keep one"
+            )
+        by_index[index] = key
+    if unknown:
+        shown = ", ".join(repr(_show(k)) for k in sorted(unknown)[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise InputError(f"{source}: unknown array(s) {shown}{more}; allowed: {_ALLOWED}")
+    if not by_index:
+        raise InputError(f"{source}: no weights; expected arrays W1..WN (input to output)")
+    n = max(by_index)
+    missing = [i for i in range(1, n + 1) if i not in by_index]
+    if missing:
+        found = ", ".join(by_index[i] for i in sorted(by_index)[:8])
+        raise InputError(
+            f"{source}: W{missing[0]} is missing ({len(missing)} of W1..W{n} missing; found "
+            f"{found}); expected W1..WN numbered from 1 without gaps"
+        )
+    return [by_index[i] for i in range(1, n + 1)]
+
+
+def weights_from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> tuple[np.ndarray, ...]:
+    """The validated weights ``W1..WN`` of a file's arrays (float64 copies).
+
+    Data keys (``X``, ``Y``, ``Sxx``, ``Syx``, ``syy``, ``m``) and ``meta_*`` keys are ignored;
+    any other name is an error listing what is allowed. ``W1`` and ``W01`` together are an error.
+    """
+    keys = _weight_keys(arrays, source)
+    return check_weight_chain([arrays[k] for k in keys], source)
+
+
+def _precision(arrays: Sequence[np.ndarray]) -> float:
+    """Coarsest epsilon of ``arrays``, floored at float64's (computation is in float64)."""
+    return max(eps_of(*arrays), _FLOAT64_EPS)
+
+
+def _meta_eps(arrays: Mapping[str, np.ndarray], source: str) -> float | None:
+    value = arrays.get(META_PREFIX + "eps")
+    if value is None:
+        return None
+    if value.shape != () or value.dtype.kind != "f" or not 0.0 < float(value) < 1.0:
+        raise InputError(
+            f"{source}: meta_eps has {describe(value)}, value {_one_line(repr(value.tolist()))}; "
+            "expected a 0-d float in (0, 1)"
+        )
+    return float(value)
+
+
+def _data_arrays(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """The data arrays of a data file; weight and ``meta_*`` arrays may sit beside them."""
+    unknown = [
+        k
+        for k in arrays
+        if k not in DATA_KEYS and not k.startswith(META_PREFIX) and _WEIGHT_KEY.fullmatch(k) is None
+    ]
+    if unknown:
+        shown = ", ".join(repr(_show(k)) for k in sorted(unknown)[:5])
+        raise InputError(f"{source}: unknown array(s) {shown}; allowed: {_ALLOWED}")
+    return {k: arrays[k] for k in DATA_KEYS if k in arrays}
+
+
+def load_problem(
+    weights_path: Path,
+    data_path: Path | None = None,
+    layout: Layout | None = None,
+) -> Problem:
+    """Load and validate weights and data into a :class:`Problem`.
+
+    The data comes from ``data_path`` when given, otherwise from the weights file itself. It is
+    either raw samples ``X``, ``Y`` (statistics computed here, ``layout`` as in
+    :func:`dlcert.validation.check_data`) or statistics ``Sxx, Syx, syy, m``; a file holding
+    both, or neither, is an error. Dimensions are checked against the weights: ``dx`` is W1's
+    number of columns, ``dy`` WN's number of rows.
+    """
+    weights_path = Path(weights_path)
+    weights_source = str(weights_path)
+    arrays = read_npz(weights_path)
+    keys = _weight_keys(arrays, weights_source)
+    weights = check_weight_chain([arrays[k] for k in keys], weights_source)
+    precisions = [arrays[k] for k in keys]
+    dx, dy = int(weights[0].shape[1]), int(weights[-1].shape[0])
+
+    if data_path is not None:
+        data_path = Path(data_path)
+        data_source = str(data_path)
+        data_file = read_npz(data_path)
+    else:
+        data_source, data_file = weights_source, arrays
+    data = _data_arrays(data_file, data_source)
+    raw = [k for k in RAW_KEYS if k in data]
+    stat = [k for k in STATS_KEYS if k in data]
+    if raw and stat:
+        raise InputError(
+            f"{data_source}: holds both raw data ({', '.join(raw)}) and statistics "
+            f"({', '.join(stat)}); keep one kind"
+        )
+    if not raw and not stat:
+        hint = "pass --data DATA.npz" if data_path is None else "expected X, Y or Sxx, Syx, syy, m"
+        raise InputError(f"{data_source}: no data: found none of X, Y or Sxx, Syx, syy, m; {hint}")
+    if raw:
+        missing = [k for k in RAW_KEYS if k not in data]
+        if missing:
+            raise InputError(
+                f"{data_source}: has {', '.join(raw)} but no {', '.join(missing)}; "
+                "expected both X and Y"
+            )
+        X, Y = check_data(data["X"], data["Y"], dx, dy, layout, data_source)
+        eps = _precision([*precisions, data["X"], data["Y"]])
+        stats = Statistics.from_data(X, Y, eps=eps)
+    else:
+        missing = [k for k in STATS_KEYS if k not in data]
+        if missing:
+            raise InputError(
+                f"{data_source}: statistics file is missing {', '.join(missing)}; expected "
+                "Sxx, Syx, syy and m"
+            )
+        Sxx, Syx, syy, m = check_statistics(
+            data["Sxx"], data["Syx"], data["syy"], data["m"], dx, dy, data_source
+        )
+        eps = _precision([*precisions, data["Sxx"], data["Syx"], data["syy"]])
+        recorded = _meta_eps(data_file, data_source)
+        if recorded is not None:
+            eps = max(eps, recorded)
+        stats = Statistics(Sxx=Sxx, Syx=Syx, syy=syy, m=m, eps=eps)
+    return Problem(
+        weights=weights,
+        stats=stats,
+        eps=eps,
+        weights_source=weights_source,
+        data_source=data_source,
+    )
+
+
+def _meta_array(key: str, value: Any) -> np.ndarray:
+    if not key.isidentifier():
+        raise InputError(f"metadata key {_show(key)!r} is not an identifier")
+    if isinstance(value, (bool, np.bool_)):
+        return np.array(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return np.array(int(value), dtype=np.int64)
+    if isinstance(value, (float, np.floating)):
+        return np.array(float(value), dtype=np.float64)
+    if isinstance(value, str):
+        return np.array(value, dtype=np.str_)  # unicode, not object: loads without pickle
+    raise InputError(
+        f"metadata {key} is a {type(value).__name__}; expected float, int, str or bool"
+    )
+
+
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` to exactly ``path`` (no ``.npz`` appended), atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, allow_pickle=False, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(
+    path: Path,
+    weights: Sequence[np.ndarray],
+    metadata: Mapping[str, float | int | str | bool] | None = None,
+) -> None:
+    """Write ``W1..WN`` (validated, in their own dtype) and ``meta_<key>`` 0-d arrays.
+
+    The file loads with ``allow_pickle=False``; :func:`read_metadata` reads the metadata back.
+    """
+    check_weight_chain(weights, str(path))
+    arrays: dict[str, np.ndarray] = {f"W{i}": np.asarray(w) for i, w in enumerate(weights, start=1)}
+    for key, value in (metadata or {}).items():
+        arrays[META_PREFIX + key] = _meta_array(key, value)
+    _write_npz(path, arrays)
+
+
+def read_metadata(arrays: Mapping[str, np.ndarray]) -> dict[str, float | int | str | bool]:
+    """The ``meta_*`` entries of a file's arrays as Python values, prefix removed."""
+    out: dict[str, float | int | str | bool] = {}
+    for key, value in arrays.items():
+        if not key.startswith(META_PREFIX):
+            continue
+        if value.shape != () or value.dtype.kind not in "biufU":
+            raise InputError(
+                f"metadata {_show(key)} has {describe(value)}; expected a 0-d number, bool or "
+                "string"
+            )
+        out[key.removeprefix(META_PREFIX)] = value.item()
+    return out
+
+
+def save_statistics(path: Path, stats: Statistics) -> None:
+    """Write ``Sxx, Syx, syy, m`` and ``meta_eps`` (the precision of the original data)."""
+    _write_npz(
+        path,
+        {
+            "Sxx": np.asarray(stats.Sxx, dtype=np.float64),
+            "Syx": np.asarray(stats.Syx, dtype=np.float64),
+            "syy": np.array(stats.syy, dtype=np.float64),
+            "m": np.array(stats.m, dtype=np.int64),
+            META_PREFIX + "eps": np.array(stats.eps, dtype=np.float64),
+        },
+    )

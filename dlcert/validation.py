@@ -1,0 +1,386 @@
+"""Input validation: narrow ``check_*`` functions that validate *and* convert.
+
+Each function takes the raw input, the name it has for the user (``W2``, ``X``, ``Sxx``) and the
+file it came from, and either returns a clean float64, C-contiguous *copy* or raises
+:class:`~dlcert.errors.InputError` with one line that names the file, the array, what was found
+(shape, dtype, counts) and what was expected, e.g. ``model.npz: W2 has 3 columns but W1 has 5
+rows``. Later stages only ever see arrays that passed through here.
+
+Accepted element types: real floating (float16/32/64/longdouble) and integer (signed or
+unsigned) dtypes. Rejected: ``bool`` (a boolean array is almost always a mask saved by mistake,
+and silently reading True as 1.0 would hide that), complex, object, string/bytes, structured/void,
+datetime and timedelta.
+
+Tolerances (all relative, all derived from the machine epsilon ``eps`` of the stored dtype):
+
+- :func:`stats_rtol` ``= sqrt(eps)``: how far ``Sxx`` may be from symmetric (relative to its
+  largest entry) and how negative its smallest eigenvalue may be (relative to its largest).
+  Forming ``X X^T`` in precision ``eps`` perturbs entries by at most about ``m * eps`` relative
+  (in practice ``sqrt(m) * eps``), so ``sqrt(eps)`` (1.5e-8 for float64, 3.5e-4 for float32)
+  accepts every honestly computed Gram matrix with fewer than ``1/sqrt(eps)`` samples while an
+  asymmetric or indefinite matrix from a bug (relative error of order 1) is rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dlcert.errors import InputError
+
+__all__ = [
+    "LAYOUTS",
+    "check_data",
+    "check_matrix",
+    "check_statistics",
+    "check_weight_chain",
+    "describe",
+    "stats_rtol",
+]
+
+LAYOUTS = ("columns", "rows")
+"""Data layouts: ``columns`` is ``(d, m)`` (one column per sample), ``rows`` is ``(m, d)``."""
+
+_FLOAT64_EPS = float(np.finfo(np.float64).eps)
+
+
+def stats_rtol(eps: float) -> float:
+    """Relative tolerance for the symmetry and semidefiniteness of ``Sxx`` (module docstring)."""
+    return math.sqrt(max(eps, _FLOAT64_EPS))
+
+
+def _where(source: str) -> str:
+    return f"{_printable(source, 200)}: " if source else ""
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    """``text`` safe for a one-line message: repr() when it has control characters, truncated."""
+    shown = text if text.isprintable() else repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def describe(a: Any) -> str:
+    """Short description of an input for messages: ``shape (3, 4), dtype float32``."""
+    if isinstance(a, np.ndarray):
+        return f"shape {a.shape}, dtype {a.dtype}"
+    return f"type {type(a).__name__}"
+
+
+def _fail(source: str, message: str) -> InputError:
+    return InputError(_where(source) + message)
+
+
+def _dtype_problem(dtype: np.dtype[Any]) -> str | None:
+    """Why ``dtype`` is not a real numeric type, or ``None`` when it is."""
+    kind = dtype.kind
+    if dtype.fields is not None or kind == "V":
+        return "a structured/void dtype"
+    if kind == "b":
+        return "a boolean dtype (a mask?)"
+    if kind == "c":
+        return "a complex dtype"
+    if kind == "O":
+        return "an object dtype"
+    if kind in "US":
+        return "a string dtype"
+    if kind in "mM":
+        return "a datetime/timedelta dtype"
+    if kind in "iuf":
+        return None
+    return f"dtype kind {kind!r}"
+
+
+def _check_real_array(a: Any, name: str, source: str) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise _fail(source, f"{name} is a {type(a).__name__}; expected a numpy array")
+    problem = _dtype_problem(a.dtype)
+    if problem is not None:
+        raise _fail(
+            source,
+            f"{name} has dtype {a.dtype} ({problem}, shape {a.shape}); "
+            "expected real numbers (float or integer)",
+        )
+    return a
+
+
+def _to_float64(a: np.ndarray) -> np.ndarray:
+    return np.array(a, dtype=np.float64, order="C", copy=True)
+
+
+def _check_finite(a: np.ndarray, name: str, source: str) -> None:
+    """Cheap test on the sum first; the element scan only words the error."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = a.sum()
+    if np.isfinite(total):
+        return
+    bad = ~np.isfinite(a)
+    if not bad.any():  # the sum overflowed, the entries are fine
+        return
+    n_nan = int(np.isnan(a).sum())
+    n_bad = int(bad.sum())
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise _fail(
+        source,
+        f"{name} has {n_bad} non-finite value(s) ({n_nan} NaN, {n_bad - n_nan} Inf) among "
+        f"{a.size}, first at index {first}; expected finite numbers",
+    )
+
+
+def check_matrix(a: Any, name: str, source: str = "") -> np.ndarray:
+    """Validate one matrix and return it as a float64, C-contiguous copy.
+
+    ``a`` must be a numpy array of a real numeric dtype (see the module docstring), exactly
+    2-d, with no zero-size dimension, and finite after conversion to float64 (so a longdouble
+    value beyond the float64 range counts as Inf).
+    """
+    a = _check_real_array(a, name, source)
+    if a.ndim != 2:
+        raise _fail(
+            source,
+            f"{name} has shape {a.shape} ({a.ndim}-d, dtype {a.dtype}); expected a 2-d matrix",
+        )
+    if a.size == 0:
+        raise _fail(
+            source, f"{name} has shape {a.shape} (zero-size); expected at least one row and column"
+        )
+    with np.errstate(over="ignore"):
+        out = _to_float64(a)
+    _check_finite(out, name, source)
+    return out
+
+
+def check_weight_chain(weights: Sequence[Any], source: str = "") -> tuple[np.ndarray, ...]:
+    """Validate ``W1..WN`` (input to output) and that their shapes compose.
+
+    ``W_i`` has shape ``(d_i, d_{i-1})``, so ``W_{i+1}.shape[1] == W_i.shape[0]``.
+    """
+    if len(weights) == 0:
+        raise _fail(source, "no weight matrices; expected W1..WN with N >= 1")
+    out = tuple(check_matrix(w, f"W{i}", source) for i, w in enumerate(weights, start=1))
+    for i in range(1, len(out)):
+        below, above = out[i - 1], out[i]
+        if above.shape[1] != below.shape[0]:
+            raise _fail(
+                source,
+                f"W{i + 1} has {above.shape[1]} columns but W{i} has {below.shape[0]} rows "
+                f"(W{i + 1} shape {above.shape}, W{i} shape {below.shape}); "
+                f"expected W{i + 1}.shape[1] == W{i}.shape[0]",
+            )
+    return out
+
+
+def _normalise_layout(layout: Any, source: str) -> str | None:
+    if layout is None:
+        return None
+    value = getattr(layout, "value", layout)
+    if value not in LAYOUTS:
+        raise _fail(source, f"layout {value!r} is not one of {', '.join(LAYOUTS)}")
+    return str(value)
+
+
+def _as_2d(a: Any, name: str, width: int, width_name: str, source: str) -> tuple[np.ndarray, bool]:
+    """Return ``(array as stored, made 2-d; whether it was 1-d)``.
+
+    A 1-d array is one feature row ``(1, m)`` and is accepted only when the width is 1.
+    """
+    a = _check_real_array(a, name, source)
+    if a.ndim == 1:
+        if width != 1:
+            raise _fail(
+                source,
+                f"{name} is 1-d with {a.shape[0]} entries but the weights need {width_name} = "
+                f"{width} features; expected a 2-d array ({width}, m) or (m, {width})",
+            )
+        return a.reshape(1, -1), True
+    return a, False
+
+
+def check_data(
+    X: Any,
+    Y: Any,
+    dx: int,
+    dy: int,
+    layout: Any = None,
+    source: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate raw samples and return ``X`` (dx, m) and ``Y`` (dy, m) as float64 copies.
+
+    ``layout`` is ``None`` (infer), ``"columns"`` (arrays stored ``(d, m)``) or ``"rows"``
+    (stored ``(m, d)``); a :class:`dlcert.io.Layout` member works too. Inference uses both
+    ``X`` (against ``dx``, the input width of W1) and ``Y`` (against ``dy``, the output width of
+    WN): a layout is possible when both shapes fit it and the sample counts agree. If both
+    layouts are possible and read the data differently (square data), the caller must say which.
+    A 1-d ``X`` (``Y``) is one feature row and is accepted only when ``dx == 1`` (``dy == 1``).
+    """
+    chosen = _normalise_layout(layout, source)
+    X2, x_flat = _as_2d(X, "X", dx, "dx", source)
+    Y2, y_flat = _as_2d(Y, "Y", dy, "dy", source)
+    # dtype, dimensionality, zero size and finiteness, on the arrays as stored (indices in
+    # messages then match the file).
+    X64 = check_matrix(X2, "X", source)
+    Y64 = check_matrix(Y2, "Y", source)
+
+    def fits(a: np.ndarray, flat: bool, width: int, lay: str) -> int | None:
+        """Sample count of ``a`` read in layout ``lay``, or None when the width does not fit."""
+        if flat:
+            return a.shape[1]
+        rows, cols = a.shape
+        if lay == "columns":
+            return cols if rows == width else None
+        return rows if cols == width else None
+
+    def expected(width: int) -> str:
+        return f"({width}, m) in layout columns or (m, {width}) in layout rows"
+
+    x_m = {lay: fits(X64, x_flat, dx, lay) for lay in LAYOUTS}
+    y_m = {lay: fits(Y64, y_flat, dy, lay) for lay in LAYOUTS}
+    layouts = (chosen,) if chosen is not None else LAYOUTS
+    if all(x_m[lay] is None for lay in layouts):
+        where = f"({dx}, m) in layout {chosen}" if chosen else expected(dx)
+        raise _fail(
+            source,
+            f"X has shape {X64.shape} but W1 takes dx = {dx} inputs; expected {where}",
+        )
+    if all(y_m[lay] is None for lay in layouts):
+        where = f"({dy}, m) in layout {chosen}" if chosen else expected(dy)
+        raise _fail(
+            source,
+            f"Y has shape {Y64.shape} but the last layer gives dy = {dy} outputs; expected {where}",
+        )
+    shape_ok = [lay for lay in layouts if x_m[lay] is not None and y_m[lay] is not None]
+    if not shape_ok:
+        x_lay = next(lay for lay in layouts if x_m[lay] is not None)
+        y_lay = next(lay for lay in layouts if y_m[lay] is not None)
+        raise _fail(
+            source,
+            f"X has shape {X64.shape}, which fits only layout {x_lay} (dx = {dx}), but Y has "
+            f"shape {Y64.shape}, which fits only layout {y_lay} (dy = {dy}); "
+            "expected both in the same layout",
+        )
+    possible = [lay for lay in shape_ok if x_m[lay] == y_m[lay]]
+    if not possible:
+        lay = shape_ok[0]
+        raise _fail(
+            source,
+            f"X has {x_m[lay]} samples but Y has {y_m[lay]} (layout {lay}: X shape "
+            f"{X64.shape}, Y shape {Y64.shape}); expected the same number of samples",
+        )
+
+    def read(a: np.ndarray, flat: bool, lay: str) -> np.ndarray:
+        return a if flat or lay == "columns" else np.ascontiguousarray(a.T)
+
+    if len(possible) == 2:
+        same = np.array_equal(read(X64, x_flat, "columns"), read(X64, x_flat, "rows")) and (
+            np.array_equal(read(Y64, y_flat, "columns"), read(Y64, y_flat, "rows"))
+        )
+        if not same:
+            raise _fail(
+                source,
+                f"cannot tell the data layout: X has shape {X64.shape} (dx = {dx}) and Y has "
+                f"shape {Y64.shape} (dy = {dy}), which fit both (d, m) and (m, d); "
+                "pass --layout columns|rows",
+            )
+    lay = possible[0]
+    return read(X64, x_flat, lay), read(Y64, y_flat, lay)
+
+
+def _check_scalar(a: Any, name: str, source: str) -> np.ndarray:
+    """A 0-d or one-element real array (or a Python int/float), returned as a 0-d array."""
+    if isinstance(a, (int, float)) and not isinstance(a, bool):
+        a = np.asarray(a)
+    a = _check_real_array(a, name, source)
+    if a.size != 1 or a.ndim > 1:
+        raise _fail(source, f"{name} has shape {a.shape}; expected a scalar (0-d or 1 element)")
+    return a.reshape(())
+
+
+def check_statistics(
+    Sxx: Any,
+    Syx: Any,
+    syy: Any,
+    m: Any,
+    dx: int,
+    dy: int,
+    source: str = "",
+) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Validate sufficient statistics and return ``(Sxx, Syx, syy, m)``.
+
+    ``Sxx`` must be ``(dx, dx)``, finite, symmetric within :func:`stats_rtol` of its largest
+    entry (the returned copy is exactly symmetric: ``(Sxx + Sxx^T) / 2``) and not clearly
+    indefinite (smallest eigenvalue ``>= -stats_rtol * largest``); ``Syx`` must be ``(dy, dx)``
+    and finite; ``syy`` a finite scalar ``>= 0``; ``m`` a positive integer (an integer dtype, or
+    a float holding an exact integer), 0-d or one element. The tolerance follows the stored
+    dtype of ``Sxx``.
+    """
+    S = check_matrix(Sxx, "Sxx", source)
+    if S.shape != (dx, dx):
+        raise _fail(
+            source, f"Sxx has shape {S.shape} but W1 takes dx = {dx} inputs; expected ({dx}, {dx})"
+        )
+    C = check_matrix(Syx, "Syx", source)
+    if C.shape != (dy, dx):
+        raise _fail(
+            source,
+            f"Syx has shape {C.shape} but the weights map dx = {dx} inputs to dy = {dy} outputs; "
+            f"expected ({dy}, {dx})",
+        )
+    s = _check_scalar(syy, "syy", source)
+    syy_value = float(s)
+    if not math.isfinite(syy_value):
+        raise _fail(source, f"syy is {syy_value}; expected a finite number >= 0")
+    if syy_value < 0:
+        raise _fail(source, f"syy is {syy_value:.6g}; expected >= 0 (it is ||Y||_F^2)")
+    m_value = _check_count(m, source)
+
+    raw = Sxx if isinstance(Sxx, np.ndarray) else S
+    eps = float(np.finfo(raw.dtype).eps) if raw.dtype.kind == "f" else _FLOAT64_EPS
+    rtol = stats_rtol(eps)
+    scale = float(np.max(np.abs(S)))
+    asym = float(np.max(np.abs(S - S.T)))
+    if asym > rtol * scale:
+        i, j = np.unravel_index(int(np.argmax(np.abs(S - S.T))), S.shape)
+        raise _fail(
+            source,
+            f"Sxx is not symmetric: |Sxx[{i},{j}] - Sxx[{j},{i}]| = {asym:.3g} is "
+            f"{asym / scale:.3g} of its largest entry {scale:.3g}; expected at most {rtol:.3g}",
+        )
+    S = 0.5 * (S + S.T)
+    _check_psd(S, scale, rtol, source)
+    return S, C, syy_value, m_value
+
+
+def _check_count(m: Any, source: str) -> int:
+    a = _check_scalar(m, "m", source)
+    value = a.item()
+    if a.dtype.kind == "f":
+        if not math.isfinite(value) or value != math.floor(value):
+            raise _fail(source, f"m is {value!r} (dtype {a.dtype}); expected a positive integer")
+        value = int(value)
+    if value < 1:
+        raise _fail(source, f"m is {value}; expected a positive integer (the number of samples)")
+    return int(value)
+
+
+def _check_psd(S: np.ndarray, scale: float, rtol: float, source: str) -> None:
+    """Reject a clearly indefinite ``S``: cheap shifted Cholesky first, eigenvalues to decide."""
+    if scale == 0.0:
+        return
+    diag = np.diag(S)
+    if float(diag.min()) >= 0.0:
+        shift = rtol * float(diag.max())  # max diagonal <= largest eigenvalue
+        try:
+            np.linalg.cholesky(S + shift * np.eye(S.shape[0]))
+            return  # smallest eigenvalue >= -shift >= -rtol * largest
+        except np.linalg.LinAlgError:
+            pass
+    eigenvalues = np.linalg.eigvalsh(S)
+    lo, hi = float(eigenvalues[0]), float(np.max(np.abs(eigenvalues)))
+    if lo < -rtol * hi:
+        raise _fail(
+            source,
+            f"Sxx is indefinite: smallest eigenvalue {lo:.3g} is {lo / hi:.3g} of the largest "
+            f"|eigenvalue| {hi:.3g}; expected >= -{rtol:.3g} (X X^T is positive semidefinite)",
+        )
