@@ -618,14 +618,14 @@ def _data(d: Path, base: Base) -> list[Case]:
         "data-layout-says-rows",
         {**W, "X": X, "Y": Y},
         "X has shape (4, 12)",
-        "layout rows",
+        "expected (m, 4) in layout rows",
         layout="rows",
     )
     add(
         "data-layout-says-columns",
         {**W, "X": X.T, "Y": Y.T},
         "X has shape (12, 4)",
-        "layout columns",
+        "expected (4, m) in layout columns",
         layout="columns",
     )
     add(
@@ -646,7 +646,7 @@ def _data(d: Path, base: Base) -> list[Case]:
     add(
         "data-ambiguous-1d-x",
         {**scalar, "X": np.arange(2.0), "Y": rng.standard_normal((2, 2))},
-        "cannot tell the data layout",
+        "cannot tell the data layout: X has shape (2,)",
         "--layout",
     )
 
