@@ -350,10 +350,10 @@ def _non_finite(d: Path, base: Base) -> list[Case]:
             ("middle", (1, 1)),
             ("last", (shape[0] - 1, shape[1] - 1)),
         ):
-            for tag, value in (("nan", np.nan), ("inf", np.inf), ("ninf", -np.inf)):
+            for tag, bad in (("nan", np.nan), ("inf", np.inf), ("ninf", -np.inf)):
                 arrays = dict(source)
                 arrays[target] = arrays[target].copy()
-                arrays[target][index] = value
+                arrays[target][index] = bad
                 counts = "1 NaN, 0 Inf" if tag == "nan" else "0 NaN, 1 Inf"
                 p = write_npz(d / f"nonfinite-{target}-{where}-{tag}.npz", arrays)
                 cases.append(
