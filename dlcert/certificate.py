@@ -122,6 +122,8 @@ class HessianSpectrum:
     direction_curvature : Rayleigh quotient of the structured direction (an upper bound on
         ``min_eigenvalue`` that needs no eigen-solver), ``None`` when there is none.
     extremes : further smallest eigenvalues requested with ``--eigs``.
+    hvp_count : Hessian-vector products spent (the dense path counts the n columns).
+    extreme_residuals : ``||H v - lambda v|| / |lambda_max|`` of each of ``extremes``.
     """
 
     min_eigenvalue: float | None
@@ -133,6 +135,8 @@ class HessianSpectrum:
     seconds: float = 0.0
     direction_curvature: float | None = None
     extremes: list[float] = field(default_factory=list)
+    hvp_count: int = 0
+    extreme_residuals: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
