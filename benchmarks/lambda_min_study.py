@@ -18,12 +18,12 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh, lobp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlcert.hessian import HVPEngine, OutOfTime, spectrum  # noqa: E402
-from dlcert.objective import PointCache, flatten  # noqa: E402
-from dlcert.optimum import whiten  # noqa: E402
-from dlcert.statistics import Statistics  # noqa: E402
-from dlcert.witness import find_witness  # noqa: E402
-from tests.constructions import construct, random_data  # noqa: E402
+from dlcert.hessian import HVPEngine, OutOfTime, spectrum
+from dlcert.objective import PointCache, flatten
+from dlcert.optimum import whiten
+from dlcert.statistics import Statistics
+from dlcert.witness import find_witness
+from tests.constructions import construct, random_data
 
 SIZES = [[30, 20, 20, 10], [80, 60, 60, 30], [300, 200, 200, 60], [1000, 600, 600, 200]]
 
@@ -48,85 +48,89 @@ def main() -> None:
     which = [int(x) for x in sys.argv[2].split(",")] if len(sys.argv) > 2 else [0, 1, 2]
     index_set = (1, 2, 4)
     for j in which:
-        widths = SIZES[j]
-        stats, W = hard_point(widths, index_set)
-        cache = PointCache.at(W, stats)
-        ref = HVPEngine(stats, cache)
-        n = ref.n
-        wh = whiten(stats, 1e-13)
-        _, d = find_witness(W, stats, wh, cache, 1e-10, index_set=list(index_set))
-        v0 = flatten(d.V) if d is not None else np.random.default_rng(0).standard_normal(n)
-        v0 = v0 / np.linalg.norm(v0)
-        rq = float(v0 @ ref.matmat(v0))
-        lmax = float(eigsh(ref.operator(), k=1, which="LA", tol=1e-6,
-                           v0=np.random.default_rng(0).standard_normal(n),
-                           return_eigenvectors=False)[0])
-        print(f"\n== widths {widths}  n = {n}  S = {index_set}  lambda_max = {lmax:.4e}  "
-              f"RQ(structured) = {rq:.4e}", flush=True)
-        if n <= 2000:
-            from dlcert.hessian import dense_hessian
-            ev = np.linalg.eigvalsh(dense_hessian(stats, cache))
-            print(f"   dense oracle: lambda_min = {ev[0]:.6e}", flush=True)
+        study_one(SIZES[j], index_set, budget)
 
-        def resid(lam: float, v: np.ndarray) -> float:
-            return float(np.linalg.norm(ref.matmat(v) - lam * v) / np.linalg.norm(v) / abs(lmax))
 
-        rng = np.random.default_rng(0)
+def study_one(widths: list[int], index_set: tuple[int, ...], budget: float) -> None:
+    """Run every method on one constructed point."""
+    stats, W = hard_point(widths, index_set)
+    cache = PointCache.at(W, stats)
+    ref = HVPEngine(stats, cache)
+    n = ref.n
+    wh = whiten(stats, 1e-13)
+    _, d = find_witness(W, stats, wh, cache, 1e-10, index_set=list(index_set))
+    v0 = flatten(d.V) if d is not None else np.random.default_rng(0).standard_normal(n)
+    v0 = v0 / np.linalg.norm(v0)
+    rq = float(v0 @ ref.matmat(v0))
+    lmax = float(eigsh(ref.operator(), k=1, which="LA", tol=1e-6,
+                       v0=np.random.default_rng(0).standard_normal(n),
+                       return_eigenvectors=False)[0])
+    print(f"\n== widths {widths}  n = {n}  S = {index_set}  lambda_max = {lmax:.4e}  "
+          f"RQ(structured) = {rq:.4e}", flush=True)
+    if n <= 2000:
+        from dlcert.hessian import dense_hessian
+        ev = np.linalg.eigvalsh(dense_hessian(stats, cache))
+        print(f"   dense oracle: lambda_min = {ev[0]:.6e}", flush=True)
 
-        def sa(start: np.ndarray):
-            def f(op: LinearOperator):
-                lam, vec = eigsh(op, k=1, which="SA", v0=start, tol=1e-8)
-                return float(lam[0]), vec[:, 0]
-            return f
+    def resid(lam: float, v: np.ndarray) -> float:
+        return float(np.linalg.norm(ref.matmat(v) - lam * v) / np.linalg.norm(v) / abs(lmax))
 
-        def shifted(op: LinearOperator):
-            sigma = 1.01 * lmax
-            sh = LinearOperator((n, n), matvec=lambda x: sigma * x - op.matvec(x), dtype=np.float64)
-            lam, vec = eigsh(sh, k=1, which="LA", v0=v0, tol=1e-8)
-            return float(sigma - lam[0]), vec[:, 0]
+    rng = np.random.default_rng(0)
 
-        def plain_lobpcg(op: LinearOperator):
-            X = rng.standard_normal((n, 4))
-            X[:, 0] = v0
-            best = None
-            while True:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    try:
-                        lam, X = lobpcg(op, X, tol=1e-8 * lmax, maxiter=20, largest=False)
-                    except OutOfTime:
-                        return best
-                o = np.argsort(lam)
-                lam, X = lam[o], X[:, o]
-                best = (float(lam[0]), X[:, 0].copy())
-                if resid(*best) <= 1e-8:
+    def sa(start: np.ndarray):
+        def f(op: LinearOperator):
+            lam, vec = eigsh(op, k=1, which="SA", v0=start, tol=1e-8)
+            return float(lam[0]), vec[:, 0]
+        return f
+
+    def shifted(op: LinearOperator):
+        sigma = 1.01 * lmax
+        sh = LinearOperator((n, n), matvec=lambda x: sigma * x - op.matvec(x), dtype=np.float64)
+        lam, vec = eigsh(sh, k=1, which="LA", v0=v0, tol=1e-8)
+        return float(sigma - lam[0]), vec[:, 0]
+
+    def plain_lobpcg(op: LinearOperator):
+        X = rng.standard_normal((n, 4))
+        X[:, 0] = v0
+        best = None
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    lam, X = lobpcg(op, X, tol=1e-8 * lmax, maxiter=20, largest=False)
+                except OutOfTime:
                     return best
+            o = np.argsort(lam)
+            lam, X = lam[o], X[:, o]
+            best = (float(lam[0]), X[:, 0].copy())
+            if resid(*best) <= 1e-8:
+                return best
 
-        for name, fn in [("eigsh SA (random v0)", sa(rng.standard_normal(n))),
-                         ("eigsh SA (structured v0)", sa(v0)),
-                         ("eigsh LA on 1.01 lmax I - H", shifted),
-                         ("LOBPCG, no preconditioner", plain_lobpcg)]:
-            eng = HVPEngine(stats, cache)
-            t = time.perf_counter()
-            eng.deadline = t + budget
-            try:
-                out = fn(eng.operator())
-            except (OutOfTime, ArpackNoConvergence):
-                out = None
-            dt = time.perf_counter() - t
-            if out is None:
-                print(f"   {name:34s} no answer in {budget:g} s ({eng.count} HVPs)", flush=True)
-            else:
-                lam, v = out
-                r = resid(lam, v)
-                tag = "converged" if r <= 1e-8 else "NOT converged"
-                print(f"   {name:34s} lambda_min = {lam: .6e}  res = {r:.1e} ({tag})  "
-                      f"HVPs = {eng.count}  {dt:.2f} s", flush=True)
-        spec, _ = spectrum(stats, cache, direction=d.V if d else None, dense_limit=0,
-                           time_budget=budget)
-        print(f"   {'dlcert: GN-preconditioned LOBPCG':34s} lambda_min = {spec.min_eigenvalue: .6e}  "
-              f"res = {spec.residual:.1e} ({'converged' if spec.converged else 'NOT converged'})  "
-              f"HVPs = {spec.hvp_count}  {spec.seconds:.2f} s (incl. lambda_max)", flush=True)
+    for name, fn in [("eigsh SA (random v0)", sa(rng.standard_normal(n))),
+                     ("eigsh SA (structured v0)", sa(v0)),
+                     ("eigsh LA on 1.01 lmax I - H", shifted),
+                     ("LOBPCG, no preconditioner", plain_lobpcg)]:
+        eng = HVPEngine(stats, cache)
+        t = time.perf_counter()
+        eng.deadline = t + budget
+        try:
+            out = fn(eng.operator())
+        except (OutOfTime, ArpackNoConvergence):
+            out = None
+        dt = time.perf_counter() - t
+        if out is None:
+            print(f"   {name:34s} no answer in {budget:g} s ({eng.count} HVPs)", flush=True)
+        else:
+            lam, v = out
+            r = resid(lam, v)
+            tag = "converged" if r <= 1e-8 else "NOT converged"
+            print(f"   {name:34s} lambda_min = {lam: .6e}  res = {r:.1e} ({tag})  "
+                  f"HVPs = {eng.count}  {dt:.2f} s", flush=True)
+    spec, _ = spectrum(stats, cache, direction=d.V if d else None, dense_limit=0,
+                       time_budget=budget)
+    print(f"   {'dlcert: GN-preconditioned LOBPCG':34s} lambda_min = {spec.min_eigenvalue: .6e}  "
+          f"res = {spec.residual:.1e} ({'converged' if spec.converged else 'NOT converged'})  "
+          f"HVPs = {spec.hvp_count}  {spec.seconds:.2f} s (incl. lambda_max)", flush=True)
 
 
 if __name__ == "__main__":

@@ -227,6 +227,15 @@ def certify(
                         f"a saddle (order-{witness.order} escape found) but strictness is undecided"
                     )
 
+    if not global_by_gap:
+        reasons.extend(_kawaguchi_iv_against_hessian(theorems, neg_certified, spec, h_thr))
+        if verdict is Verdict.NON_STRICT_SADDLE and psd_measured and spec.method != "dense":
+            reasons.append(
+                f"lambda_min = {spec.min_eigenvalue:.3e} is the smallest eigenvalue {spec.method} "
+                "found; an iterative solver cannot prove that none is smaller, so non-strictness "
+                "rests on the rank rule"
+            )
+
     return Certificate(
         verdict=verdict,
         message=_message(verdict, rel_gap, tol.ftol, rule.decision, witness, spec),
@@ -237,6 +246,25 @@ def certify(
         reasons=reasons,
         **common,  # type: ignore[arg-type]
     )
+
+
+def _kawaguchi_iv_against_hessian(
+    theorems: list[TheoremCheck], neg_certified: bool, spec: HessianSpectrum, h_thr: float
+) -> list[str]:
+    """Kawaguchi 2016 Thm 2.3(iv): where its rank condition holds, a saddle has negative curvature.
+
+    Returns a reason when the Hessian does not show it (nothing when it does or when the
+    theorem does not apply).
+    """
+    iv = next((t for t in theorems if t.id == "kawaguchi2016.thm2.3.iv"), None)
+    if iv is None or not iv.applies or not iv.holds or neg_certified:
+        return []
+    lam = "not computed" if spec.min_eigenvalue is None else f"{spec.min_eigenvalue:.3e}"
+    return [
+        "Kawaguchi 2016 Thm 2.3(iv): rank(W_{N-1}...W_2) equals the smallest hidden width, so "
+        f"this saddle must have a negative Hessian eigenvalue, but none was shown (lambda_min = "
+        f"{lam} against {h_thr:.3e}, {spec.method}, converged: {spec.converged})"
+    ]
 
 
 def _no_rule(reason: str) -> RankRule:

@@ -281,8 +281,9 @@ def spectrum(
         t_slice = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # non-convergence is reported through `converged`
-            lam, X = lobpcg(op, X, M=M, tol=rtol * scale, maxiter=slice_iters, largest=False)
-        iters += slice_iters
+            lam, X, history = lobpcg(op, X, M=M, tol=rtol * scale, maxiter=slice_iters,
+                                     largest=False, retResidualNormsHistory=True)
+        iters += max(1, len(history) - 1)
         order = np.argsort(lam)
         lam, X = lam[order], X[:, order]
         HX = engine.matmat(X)
@@ -294,8 +295,7 @@ def spectrum(
         per_iter = (time.perf_counter() - t_slice) / slice_iters
         if left < 2 * per_iter:
             break
-        slice_iters = int(min(200, max(5, 0.9 * left / per_iter, 2 * slice_iters)))
-        slice_iters = int(min(slice_iters, max(1, 0.9 * left / per_iter)))
+        slice_iters = int(min(200, 2 * slice_iters, max(1, 0.9 * left / per_iter)))
     result = HessianSpectrum(
         float(lam[0]), lam_max, "lobpcg", converged, iters, float(res[0]),
         time.perf_counter() - t0, rq, [float(x) for x in lam[:n_extremes]], engine.count,

@@ -97,6 +97,7 @@ class CheckView:
         tab.add_row("method", h.method)
         tab.add_row("converged", tick(h.converged))
         tab.add_row("iterations", str(h.iterations))
+        tab.add_row("Hessian-vector products", str(h.hvp_count))
         tab.add_row("residual / |lambda_max|", fmt(h.residual, ".2e"))
         tab.add_row("seconds", fmt(h.seconds, ".3f"))
         tab.add_row("curvature along structured direction", fmt(h.direction_curvature, ".4e"))
