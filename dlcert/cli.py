@@ -15,15 +15,21 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
-from dlcert.certify import certify
 from dlcert.errors import DlcertError
-from dlcert.io import Layout, load_problem, save_weights
+from dlcert.io import Layout, save_weights
+from dlcert.junit import write_junit
 from dlcert.render import Format, renderer_for
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 certified global minimum / success, 3 saddle, 4 not critical, "
     "5 inconclusive, 2 usage or input error, 1 internal error."
+)
+BATCH_HELP = (
+    "With several WEIGHTS: one summary table (JSON: schema dlcert.batch/1) and the most severe "
+    "exit code, in the order 1 > 2 > 4 > 3 > 5 > 0. --require critical|any lets saddles "
+    "(critical) or every verdict (any) exit 0; input and internal errors always fail."
 )
 
 app = typer.Typer(
@@ -85,9 +91,17 @@ def emit(result: object, fmt: Format) -> None:
     sys.stdout.flush()
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+RequireOpt = Annotated[
+    Requirement,
+    typer.Option("--require", help="What each check must reach to pass: global (global minimum), "
+                 "critical (any critical point, saddles included), any (only errors fail)."),
+]
+
+
+@app.command(epilog=EXIT_CODES_HELP + " " + BATCH_HELP)
 def check(
-    weights: Annotated[Path, typer.Argument(help="Weights: .npz with W1..WN (and X, Y or statistics).")],
+    weights: Annotated[list[Path], typer.Argument(
+        help="Weights: one or more .npz with W1..WN (and X, Y or statistics).")],
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Data .npz: X and Y, or Sxx, Syx, syy, m.")] = None,
     fmt: FormatOpt = Format.TEXT,
     gtol: Annotated[float | None, typer.Option(help="Relative gradient tolerance (default from input precision).")] = None,
@@ -96,32 +110,43 @@ def check(
     layout: LayoutOpt = None,
     eigs: Annotated[int, typer.Option(min=0, help="Also report this many smallest Hessian eigenvalues.")] = 0,
     time_budget: Annotated[float, typer.Option(min=0.0, help="Seconds for the iterative eigen-solver.")] = 20.0,
+    require: RequireOpt = Requirement.GLOBAL,
+    junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Also write a JUnit XML report here.")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Certify one point: global minimum, strict or non-strict saddle, or not critical."""
-
-    def body() -> Certificate:
-        for name, value in (("--gtol", gtol), ("--ftol", ftol)):
-            if value is not None and not 0 < value < 1:
-                raise DlcertError(f"{name} must be in (0, 1), got {value}")
-        problem = load_problem(weights, data, layout)
-        cert = certify(problem.weights, problem.stats, gtol=gtol, ftol=ftol, eps=problem.eps,
-                       n_extremes=eigs, time_budget=time_budget)
-        if witness is not None and cert.witness is None:
-            sys.stderr.write(f"dlcert: note: no witness saved to {witness}: the verdict is "
-                             f"{cert.verdict.value}\n")
-        if witness is not None and cert.witness is not None:
-            save_weights(witness, cert.witness.point, {
-                "kind": cert.witness.kind, "order": cert.witness.order,
-                "radius": cert.witness.radius, "loss_decrease": cert.witness.loss_decrease,
-                "rounding_bound": cert.witness.rounding_bound, "loss": cert.loss,
-                "source": str(weights),
-            })
-        return cert
-
-    cert = run_guarded(debug, body)
+    """Certify points: global minimum, strict or non-strict saddle, or not critical."""
+    options = run_guarded(debug, lambda: CheckOptions(gtol, ftol, layout, eigs, time_budget))
+    if witness is not None and len(weights) > 1:
+        raise fail("error: --witness takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
+    batch = run_batch(specs_for(weights, data, options), require, catch_internal=not debug)
+    if junit_xml is not None:
+        run_guarded(debug, lambda: write_junit(junit_xml, batch))
+    if len(batch.checks) > 1:
+        for outcome in batch.checks:
+            if outcome.error is not None:
+                sys.stderr.write(f"dlcert: error: {outcome.error.message}\n")
+        emit(batch, fmt)
+        raise typer.Exit(int(batch.exit_code))
+    outcome = batch.checks[0]
+    if outcome.certificate is None:
+        raise fail(f"error: {outcome.error.message if outcome.error else 'no result'}", outcome.exit_code)
+    cert = outcome.certificate
+    if witness is not None:
+        run_guarded(debug, lambda: _save_witness(witness, cert, weights[0]))
     emit(cert, fmt)
-    raise typer.Exit(int(cert.exit_code))
+    raise typer.Exit(int(outcome.exit_code))
+
+
+def _save_witness(path: Path, cert: Certificate, source: Path) -> None:
+    if cert.witness is None:
+        sys.stderr.write(f"dlcert: note: no witness saved to {path}: the verdict is {cert.verdict.value}\n")
+        return
+    save_weights(path, cert.witness.point, {
+        "kind": cert.witness.kind, "order": cert.witness.order,
+        "radius": cert.witness.radius, "loss_decrease": cert.witness.loss_decrease,
+        "rounding_bound": cert.witness.rounding_bound, "loss": cert.loss,
+        "source": str(source),
+    })
 
 
 def main() -> None:

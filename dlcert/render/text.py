@@ -16,6 +16,11 @@ def view_for(result: Any) -> Any:
     """The rich view class instance for a result object."""
     if isinstance(result, Certificate):
         return CheckView(result)
+    from dlcert.batch import BatchResult
+    from dlcert.render.batch_text import BatchView
+
+    if isinstance(result, BatchResult):
+        return BatchView(result)
     raise TypeError(f"no text view for {type(result).__name__}")
 
 
