@@ -69,7 +69,8 @@ def test_critical_values_cover_all_index_sets(rng: np.random.Generator) -> None:
         for S in itertools.combinations([1, 2, 3], r):
             idx = [i - 1 for i in S]
             R = wh.U[:, idx] @ wh.U[:, idx].T @ wh.T @ wh.S_pinv
-            assert loss_of_product(R, stats) == pytest.approx(critical_value(stats, wh, S), rel=1e-9, abs=1e-9)
+            expected = critical_value(stats, wh, S)
+            assert loss_of_product(R, stats) == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
 
 def test_singular_sxx_uses_pseudo_inverse(rng: np.random.Generator) -> None:
