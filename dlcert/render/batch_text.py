@@ -48,8 +48,9 @@ class BatchView:
         yield tab
         n = b.counts
         order = " > ".join(str(int(c)) for c in SEVERITY)
+        errors = f"{n['errors']} error" + ("" if n["errors"] == 1 else "s")
         yield Text(
-            f"{n['checks']} checks: {n['passed']} passed, {n['failed']} failed, {n['errors']} error{'' if n['errors'] == 1 else 's'}; "
+            f"{n['checks']} checks: {n['passed']} passed, {n['failed']} failed, {errors}; "
             f"exit {int(b.exit_code)} (most severe of {order})"
         )
         for o in b.checks:
