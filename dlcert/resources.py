@@ -136,7 +136,9 @@ def require(estimate: Estimate, source: str) -> None:
 def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
     """``(name, shape, dtype)`` of each member, from the ``.npy`` headers only.
 
-    Members whose header cannot be read are skipped: the loader reports those.
+    Members whose header cannot be read, or whose declared size disagrees with the member's
+    uncompressed size in the zip directory, are skipped: they are corrupt and the loader reports
+    them. A compressed member that truthfully declares a huge array is counted.
     """
     out: list[tuple[str, tuple[int, ...], np.dtype]] = []
     try:
@@ -153,8 +155,12 @@ def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]
                             shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
                         else:
                             continue
+                        header = fp.tell()
                 except Exception:  # a damaged member is the loader's to report
                     continue
+                count = int(np.prod(shape, dtype=object)) if shape else 1
+                if count * dtype.itemsize != info.file_size - header:
+                    continue  # header and payload disagree: corrupt, the loader says so
                 out.append((info.filename.removesuffix(".npy"), tuple(shape), dtype))
     except Exception:  # not a readable zip: the loader says why
         return out
