@@ -65,8 +65,10 @@ class TrialRecord:
     """One random start: where L-BFGS-B stopped and what ``certify`` says about it.
 
     verdict : the certificate's verdict; converged : the optimiser's success flag.
-    loss, relative_gap, relative_gradient_norm : from the certificate.
+    loss, relative_gap, relative_gradient_norm : from the certificate (after polishing).
     iterations : L-BFGS-B iterations; message : the optimiser's stop message.
+    lbfgs_relative_gradient_norm : where L-BFGS-B stopped, before polishing.
+    polish_steps : Newton polishing steps kept (``dlcert.trials.polish``).
     """
 
     index: int
@@ -77,6 +79,8 @@ class TrialRecord:
     relative_gradient_norm: float
     iterations: int
     message: str
+    lbfgs_relative_gradient_norm: float
+    polish_steps: int
 
 
 @dataclass(frozen=True)
