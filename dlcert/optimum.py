@@ -105,12 +105,15 @@ def optimal_product(wh: Whitening, k: int) -> np.ndarray:
 def balanced_factorization(R: np.ndarray, widths: list[int]) -> list[np.ndarray]:
     """Weights ``W_1..W_N`` of the given widths with product ``R`` and equal singular values.
 
-    Requires ``rank(R) <= min(widths)``. Each layer carries ``diag(sigma)^(1/N)``.
+    Requires ``rank(R) <= min(widths)``. Each layer carries ``diag(sigma)^(1/N)``; singular
+    values below ``10 max(shape) eps sigma_1`` are rounding noise of a lower-rank R and are
+    dropped (their N-th roots would otherwise be far above the noise).
     """
     n = len(widths) - 1
     k = min(widths)
     U, sig, Vt = np.linalg.svd(R, full_matrices=False)
-    k_eff = min(k, sig.size)
+    noise = 10.0 * max(R.shape) * float(np.finfo(np.float64).eps) * (sig[0] if sig.size else 0.0)
+    k_eff = min(k, int(np.count_nonzero(sig > noise)))
     root = sig[:k_eff] ** (1.0 / n)
     weights = []
     for i in range(1, n + 1):

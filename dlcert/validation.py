@@ -222,6 +222,8 @@ def check_data(
     # messages then match the file).
     X64 = check_matrix(X2, "X", source)
     Y64 = check_matrix(Y2, "Y", source)
+    xs, ys = X.shape, Y.shape  # shapes as stored, for messages
+    layouts = (chosen,) if chosen is not None else LAYOUTS
 
     def fits(a: np.ndarray, flat: bool, width: int, lay: str) -> int | None:
         """Sample count of ``a`` read in layout ``lay``, or None when the width does not fit."""
@@ -233,22 +235,22 @@ def check_data(
         return rows if cols == width else None
 
     def expected(width: int) -> str:
-        return f"({width}, m) in layout columns or (m, {width}) in layout rows"
+        forms = {
+            "columns": f"({width}, m) in layout columns",
+            "rows": f"(m, {width}) in layout rows",
+        }
+        return " or ".join(forms[lay] for lay in layouts)
 
     x_m = {lay: fits(X64, x_flat, dx, lay) for lay in LAYOUTS}
     y_m = {lay: fits(Y64, y_flat, dy, lay) for lay in LAYOUTS}
-    layouts = (chosen,) if chosen is not None else LAYOUTS
     if all(x_m[lay] is None for lay in layouts):
-        where = f"({dx}, m) in layout {chosen}" if chosen else expected(dx)
         raise _fail(
-            source,
-            f"X has shape {X64.shape} but W1 takes dx = {dx} inputs; expected {where}",
+            source, f"X has shape {xs} but W1 takes dx = {dx} inputs; expected {expected(dx)}"
         )
     if all(y_m[lay] is None for lay in layouts):
-        where = f"({dy}, m) in layout {chosen}" if chosen else expected(dy)
         raise _fail(
             source,
-            f"Y has shape {Y64.shape} but the last layer gives dy = {dy} outputs; expected {where}",
+            f"Y has shape {ys} but the last layer gives dy = {dy} outputs; expected {expected(dy)}",
         )
     shape_ok = [lay for lay in layouts if x_m[lay] is not None and y_m[lay] is not None]
     if not shape_ok:
@@ -256,8 +258,8 @@ def check_data(
         y_lay = next(lay for lay in layouts if y_m[lay] is not None)
         raise _fail(
             source,
-            f"X has shape {X64.shape}, which fits only layout {x_lay} (dx = {dx}), but Y has "
-            f"shape {Y64.shape}, which fits only layout {y_lay} (dy = {dy}); "
+            f"X has shape {xs}, which fits only layout {x_lay} (dx = {dx}), but Y has "
+            f"shape {ys}, which fits only layout {y_lay} (dy = {dy}); "
             "expected both in the same layout",
         )
     possible = [lay for lay in shape_ok if x_m[lay] == y_m[lay]]
@@ -266,7 +268,7 @@ def check_data(
         raise _fail(
             source,
             f"X has {x_m[lay]} samples but Y has {y_m[lay]} (layout {lay}: X shape "
-            f"{X64.shape}, Y shape {Y64.shape}); expected the same number of samples",
+            f"{xs}, Y shape {ys}); expected the same number of samples",
         )
 
     def read(a: np.ndarray, flat: bool, lay: str) -> np.ndarray:
@@ -279,8 +281,8 @@ def check_data(
         if not same:
             raise _fail(
                 source,
-                f"cannot tell the data layout: X has shape {X64.shape} (dx = {dx}) and Y has "
-                f"shape {Y64.shape} (dy = {dy}), which fit both (d, m) and (m, d); "
+                f"cannot tell the data layout: X has shape {xs} (dx = {dx}) and Y has "
+                f"shape {ys} (dy = {dy}), which fit both (d, m) and (m, d); "
                 "pass --layout columns|rows",
             )
     lay = possible[0]

@@ -350,10 +350,10 @@ def _non_finite(d: Path, base: Base) -> list[Case]:
             ("middle", (1, 1)),
             ("last", (shape[0] - 1, shape[1] - 1)),
         ):
-            for tag, value in (("nan", np.nan), ("inf", np.inf), ("ninf", -np.inf)):
+            for tag, bad in (("nan", np.nan), ("inf", np.inf), ("ninf", -np.inf)):
                 arrays = dict(source)
                 arrays[target] = arrays[target].copy()
-                arrays[target][index] = value
+                arrays[target][index] = bad
                 counts = "1 NaN, 0 Inf" if tag == "nan" else "0 NaN, 1 Inf"
                 p = write_npz(d / f"nonfinite-{target}-{where}-{tag}.npz", arrays)
                 cases.append(
@@ -618,14 +618,14 @@ def _data(d: Path, base: Base) -> list[Case]:
         "data-layout-says-rows",
         {**W, "X": X, "Y": Y},
         "X has shape (4, 12)",
-        "layout rows",
+        "expected (m, 4) in layout rows",
         layout="rows",
     )
     add(
         "data-layout-says-columns",
         {**W, "X": X.T, "Y": Y.T},
         "X has shape (12, 4)",
-        "layout columns",
+        "expected (4, m) in layout columns",
         layout="columns",
     )
     add(
@@ -646,7 +646,7 @@ def _data(d: Path, base: Base) -> list[Case]:
     add(
         "data-ambiguous-1d-x",
         {**scalar, "X": np.arange(2.0), "Y": rng.standard_normal((2, 2))},
-        "cannot tell the data layout",
+        "cannot tell the data layout: X has shape (2,)",
         "--layout",
     )
 

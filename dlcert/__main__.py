@@ -1,0 +1,5 @@
+"""``python -m dlcert``."""
+
+from dlcert.cli import main
+
+main()
