@@ -31,7 +31,8 @@ def layout_from_shapes(
     """``(layout, dx, dy, m)`` of raw data from the shapes alone (no widths known).
 
     A 1-d array is one feature. ``columns`` needs ``X.shape[1] == Y.shape[1]`` (the samples),
-    ``rows`` needs ``X.shape[0] == Y.shape[0]``; if both hold the layout is ambiguous.
+    ``rows`` needs ``X.shape[0] == Y.shape[0]``; if both hold the layout is ambiguous (the two
+    readings give different data even when they give the same dimensions).
     """
     for name, shape in (("X", x_shape), ("Y", y_shape)):
         if len(shape) not in (1, 2):
@@ -54,7 +55,7 @@ def layout_from_shapes(
             f"{source}: X has shape {x_shape} and Y has shape {y_shape}: they share no sample axis "
             f"in {how}; expected X (dx, m), Y (dy, m) or X (m, dx), Y (m, dy)"
         )
-    if len(fits) == 2 and fits[0][1] != fits[1][1]:
+    if len(fits) == 2:
         raise InputError(
             f"{source}: cannot tell the data layout: X has shape {x_shape} and Y has shape "
             f"{y_shape}, which fit both (d, m) and (m, d); pass --layout columns|rows "

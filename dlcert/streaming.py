@@ -230,7 +230,13 @@ def stream_statistics(
             part = pair_statistics(pair, chunk_size, _ticker(progress, done, size, pair.m, total_bytes))
             done += size
         else:
-            part = statistics_from_arrays(read_npz(g), dims, layout, str(g))
+            arrays = read_npz(g)
+            try:  # dimensions from the file itself, so a mismatch is named as one
+                part = statistics_from_arrays(arrays, None, layout, str(g))
+            except InputError:
+                if dims is None:
+                    raise
+                part = statistics_from_arrays(arrays, dims, layout, str(g))
             done += size
         if progress is not None:
             progress(done, total_bytes)
