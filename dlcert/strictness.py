@@ -59,7 +59,7 @@ def reduce_to_input_range(
     weights: Weights, stats: Statistics, wh: Whitening
 ) -> tuple[list[np.ndarray], Statistics, Whitening]:
     """The same problem with inputs restricted to range(X) = range(Sxx)."""
-    lam, Q = np.linalg.eigh(stats.Sxx)
+    _, Q = np.linalg.eigh(stats.Sxx)
     Qr = Q[:, ::-1][:, : wh.sxx_rank]
     reduced = Statistics(
         Sxx=Qr.T @ stats.Sxx @ Qr, Syx=stats.Syx @ Qr, syy=stats.syy, m=stats.m, eps=stats.eps
