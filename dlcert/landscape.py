@@ -30,7 +30,14 @@ from dlcert.assumptions import Assumptions, measure_assumptions
 from dlcert.certificate import TheoremCheck, Tolerances, to_builtin
 from dlcert.certify import SXX_RTOL
 from dlcert.errors import InputError
-from dlcert.optimum import Whitening, ols_loss, optimal_loss, optimal_product, whiten
+from dlcert.optimum import (
+    Whitening,
+    balanced_factorization,
+    ols_loss,
+    optimal_loss,
+    optimal_product,
+    whiten,
+)
 from dlcert.statistics import Statistics
 from dlcert.strictness import TIE_RTOL, near_tie, sigma_rank
 from dlcert.theorems import theorem_table
@@ -323,23 +330,7 @@ def balanced_optimum(stats: Statistics, widths: Sequence[int]) -> list[np.ndarra
     W_i W_i^T`` (balanced) and the product is ``R*``.
     """
     ws = check_widths(widths, stats)
-    n = len(ws) - 1
     tol = default_tolerances(stats.eps, ws)
     wh = whiten(stats, SXX_RTOL)
     k_eff = min(min(ws), sigma_rank(wh, tol.rank_rtol))
-    R = optimal_product(wh, k_eff)
-    if n == 1:
-        return [R]
-    P, sig, Qt = np.linalg.svd(R, full_matrices=False)
-    root = sig[:k_eff] ** (1.0 / n)
-    weights = []
-    for i in range(1, n + 1):
-        W = np.zeros((ws[i], ws[i - 1]))
-        if i == 1:
-            W[:k_eff, :] = root[:, None] * Qt[:k_eff]
-        elif i == n:
-            W[:, :k_eff] = P[:, :k_eff] * root
-        else:
-            W[np.arange(k_eff), np.arange(k_eff)] = root
-        weights.append(W)
-    return weights
+    return balanced_factorization(optimal_product(wh, k_eff), ws)
