@@ -52,7 +52,8 @@ from dlcert.certificate import Certificate, ExitCode, Verdict, to_builtin
 from dlcert.certify import certify
 from dlcert.errors import DlcertError, InputError, ResourceError
 from dlcert.hessian import DENSE_LIMIT
-from dlcert.io import Layout, load_problem
+from dlcert.io import Layout
+from dlcert.manifest import load_check_input
 from dlcert.products import widths_of
 from dlcert.resources import guard_certify, guard_files
 
@@ -218,12 +219,15 @@ class BatchResult:
 
 
 def check_file(weights: Path, data: Path | None, options: CheckOptions) -> Certificate:
-    """Load and certify one point, behind the resource guard. Raises :class:`DlcertError`."""
+    """Load (an ``.npz`` or a YAML manifest) and certify one point, behind the resource guard.
+
+    Options given explicitly override a manifest's tolerances. Raises :class:`DlcertError`.
+    """
     guard_files([weights, data])
-    problem = load_problem(weights, data, options.layout)
+    problem, gtol, ftol = load_check_input(weights, data, options.layout, options.gtol, options.ftol)
     guard_certify(widths_of(problem.weights), str(weights), dense_limit=options.dense_limit,
                   n_extremes=options.n_extremes)
-    return certify(problem.weights, problem.stats, gtol=options.gtol, ftol=options.ftol,
+    return certify(problem.weights, problem.stats, gtol=gtol, ftol=ftol,
                    eps=problem.eps, n_extremes=options.n_extremes,
                    time_budget=options.time_budget, dense_limit=options.dense_limit)
 

@@ -111,6 +111,11 @@ def certify(
 
     if not critical:
         worst = int(np.argmax(rel)) + 1
+        if max(rel) <= 10 * tol.gtol:
+            reasons.append(
+                f"relative gradient norm {max(rel):.3e} is within a factor 10 of gtol {tol.gtol:.1e}: "
+                "if the weights were trained or stored at lower precision, pass a larger --gtol"
+            )
         pt = measure_point(ws, cache, wh, assumptions, tol, prank.rank, False, None)
         return Certificate(
             verdict=Verdict.NOT_CRITICAL,

@@ -164,3 +164,20 @@ def test_user_tolerances_are_recorded(small_problem: tuple) -> None:
     cert = certify(W, stats, gtol=1e-5, ftol=1e-8)
     assert cert.tolerances.gtol == 1e-5 and cert.tolerances.ftol == 1e-8
     assert cert.verdict is Verdict.GLOBAL_MINIMUM
+
+
+@pytest.mark.parametrize("widths", [[6, 3, 3], [6, 2, 3, 3], [5, 3, 3, 3, 2]])
+def test_fewer_samples_than_inputs(widths: list[int]) -> None:
+    """Sxx singular (m = 3 < dx): the rank rule runs on range(X); verdicts still match the oracle."""
+    rng = np.random.default_rng(sum(widths))
+    X = rng.standard_normal((widths[0], 3))
+    Y = rng.standard_normal((widths[-1], 3))
+    stats = Statistics.from_data(X, Y)
+    wh = whiten(stats, 1e-13)
+    n_s = int(np.sum(wh.s > 1e-10 * wh.s[0]))
+    k_eff = min(min(widths), n_s)
+    for r in range(k_eff + 1):
+        for S in itertools.combinations(range(1, n_s + 1), r):
+            c = construct(rng, stats, widths, S)
+            assert c is not None
+            assert certify(c.weights, stats).verdict is oracle(stats, c.weights, S, k_eff)

@@ -60,7 +60,7 @@ def test_samples_json_through_subprocess(samples_dir: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", list(Format))
-@pytest.mark.parametrize("name", ["strict_saddle", "global_bottleneck", "non_strict_saddle"])
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_format(runner: CliRunner, samples_dir: Path, fmt: Format, name: str) -> None:
     verdict, code = EXPECTED[name]
     result = runner.invoke(app, ["check", str(samples_dir / f"{name}.npz"), "-f", fmt.value])
