@@ -104,3 +104,56 @@ def test_whole_corpus_as_one_batch(corpus: dict[str, Case], samples_dir: Path) -
     assert len(lines) == len(bad)
     assert all(line.startswith("dlcert: error: ") for line in lines)
     assert "Traceback" not in result.stderr
+
+
+# --- YAML manifests ---------------------------------------------------------------------------
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+YAML_CASES = {
+    "root-list": "- weights: m.npz\n",
+    "root-scalar": "42\n",
+    "root-string": "just text\n",
+    "root-null": "",
+    "alias-bomb": BOMB,
+    "anchor-reuse": "weights: &w m.npz\ndata: *w\n",
+    "unknown-key": "weights: m.npz\nlearning_rate: 0.1\n",
+    "weights-number": "weights: 3\n",
+    "weights-mapping": "weights: {W1: [[1.0]]}\n",
+    "tolerances-string": "weights: m.npz\ntolerances: tight\n",
+    "tolerances-unknown": "weights: m.npz\ntolerances: {rtol: 1.0e-3}\n",
+    "gtol-negative": "weights: m.npz\ntolerances: {gtol: -1}\n",
+    "layout-bad": "weights: m.npz\nlayout: sideways\n",
+    "inline-ragged": "layers: [[[1.0, 2.0], [3.0]], [[1.0, 1.0]]]\n",
+    "inline-strings": "layers: [[['a', 'b']], [[1.0]]]\n",
+    "missing-file": "weights: does-not-exist.npz\n",
+    "bad-yaml-syntax": "weights: [m.npz\n",
+    "tab-indent": "weights:\n\t- m.npz\n",
+    "binary": "\x00\x01\x02 not yaml",
+}
+
+
+@pytest.mark.parametrize("name", sorted(YAML_CASES))
+def test_bad_manifest_through_cli(name: str, tmp_path: Path, samples_dir: Path) -> None:
+    (tmp_path / "m.npz").write_bytes((samples_dir / "strict_saddle.npz").read_bytes())
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(YAML_CASES[name], encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path)])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("dlcert: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    assert path.name in result.stderr or "does-not-exist.npz" in result.stderr, result.stderr
+
+
+def test_bad_manifest_in_batch_is_one_row(tmp_path: Path, samples_dir: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(BOMB)
+    good = tmp_path / "good.yaml"
+    good.write_text(f"weights: {samples_dir / 'global_full_rank.npz'}\n")
+    result = CliRunner().invoke(app, ["check", str(good), str(bomb), "-f", "json"])
+    assert result.exit_code == 2
+    rows = json.loads(result.stdout)["checks"]
+    assert [r["status"] for r in rows] == ["passed", "error"]
+    assert "bomb.yaml" in rows[1]["error"]["message"]
