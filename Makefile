@@ -1,22 +1,40 @@
+# Everything runs in a local virtual environment (.venv) so a fresh machine needs only
+# python3 (>= 3.11) and make.
 PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
 
-.PHONY: install test sample samples lint bench clean
+.PHONY: demo test samples lint bench clean
 
-install:
-	$(PYTHON) -m pip install -e '.[test]'
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
 
-test:
-	$(PYTHON) -m pytest -q
+$(VENV)/.dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
 
-sample:
-	dlcert check samples/strict_saddle.npz; test $$? -eq 3
+## Install and run one sample check (a strict saddle: exit code 3 is the expected answer).
+demo: $(VENV)/.installed
+	$(VENV)/bin/dlcert check samples/strict_saddle.npz; echo "dlcert exit code: $$? (3 = saddle)"
 
-samples:
-	$(PYTHON) samples/make_samples.py
+## Run the test suite (the same command .ci/run calls).
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
 
-lint:
-	ruff check dlcert tests samples benchmarks
-	mypy dlcert
+## Rewrite samples/*.npz from the fixed-seed script.
+samples: $(VENV)/.installed
+	$(PY) samples/make_samples.py
 
-bench:
-	$(PYTHON) benchmarks/hessian_bench.py
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check dlcert tests samples benchmarks
+	$(VENV)/bin/mypy dlcert
+
+## Benchmarks (not part of the test run).
+bench: $(VENV)/.installed
+	$(PY) benchmarks/hessian_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

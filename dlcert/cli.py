@@ -9,21 +9,36 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
-from dlcert.certify import certify
 from dlcert.errors import DlcertError
-from dlcert.io import Layout, load_problem, save_weights
+from dlcert.io import Layout, save_statistics, save_weights
+from dlcert.junit import write_junit
+from dlcert.landscape import Landscape, balanced_optimum, map_landscape
+from dlcert.manifest import load_landscape_input, parse_widths
 from dlcert.render import Format, renderer_for
+from dlcert.statistics import Statistics
+from dlcert.streaming import stream_statistics
+from dlcert.trials import run_trials
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 certified global minimum / success, 3 saddle, 4 not critical, "
     "5 inconclusive, 2 usage or input error, 1 internal error."
+)
+BATCH_HELP = (
+    "With several WEIGHTS: one summary table (JSON: schema dlcert.batch/1) and the most severe "
+    "exit code, in the order 1 > 2 > 4 > 3 > 5 > 0. --require critical|any lets saddles "
+    "(critical) or every verdict (any) exit 0; input and internal errors always fail."
 )
 
 app = typer.Typer(
@@ -85,9 +100,17 @@ def emit(result: object, fmt: Format) -> None:
     sys.stdout.flush()
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+RequireOpt = Annotated[
+    Requirement,
+    typer.Option("--require", help="What each check must reach to pass: global (global minimum), "
+                 "critical (any critical point, saddles included), any (only errors fail)."),
+]
+
+
+@app.command(epilog=EXIT_CODES_HELP + " " + BATCH_HELP)
 def check(
-    weights: Annotated[Path, typer.Argument(help="Weights: .npz with W1..WN (and X, Y or statistics).")],
+    weights: Annotated[list[Path], typer.Argument(
+        metavar="WEIGHTS", help="Weights: one or more .npz with W1..WN (and X, Y or statistics) or YAML manifests.")],
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Data .npz: X and Y, or Sxx, Syx, syy, m.")] = None,
     fmt: FormatOpt = Format.TEXT,
     gtol: Annotated[float | None, typer.Option(help="Relative gradient tolerance (default from input precision).")] = None,
@@ -96,32 +119,117 @@ def check(
     layout: LayoutOpt = None,
     eigs: Annotated[int, typer.Option(min=0, help="Also report this many smallest Hessian eigenvalues.")] = 0,
     time_budget: Annotated[float, typer.Option(min=0.0, help="Seconds for the iterative eigen-solver.")] = 20.0,
+    require: RequireOpt = Requirement.GLOBAL,
+    junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Also write a JUnit XML report here.")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Certify one point: global minimum, strict or non-strict saddle, or not critical."""
-
-    def body() -> Certificate:
-        for name, value in (("--gtol", gtol), ("--ftol", ftol)):
-            if value is not None and not 0 < value < 1:
-                raise DlcertError(f"{name} must be in (0, 1), got {value}")
-        problem = load_problem(weights, data, layout)
-        cert = certify(problem.weights, problem.stats, gtol=gtol, ftol=ftol, eps=problem.eps,
-                       n_extremes=eigs, time_budget=time_budget)
-        if witness is not None and cert.witness is None:
-            sys.stderr.write(f"dlcert: note: no witness saved to {witness}: the verdict is "
-                             f"{cert.verdict.value}\n")
-        if witness is not None and cert.witness is not None:
-            save_weights(witness, cert.witness.point, {
-                "kind": cert.witness.kind, "order": cert.witness.order,
-                "radius": cert.witness.radius, "loss_decrease": cert.witness.loss_decrease,
-                "rounding_bound": cert.witness.rounding_bound, "loss": cert.loss,
-                "source": str(weights),
-            })
-        return cert
-
-    cert = run_guarded(debug, body)
+    """Certify points: global minimum, strict or non-strict saddle, or not critical."""
+    options = run_guarded(debug, lambda: CheckOptions(gtol, ftol, layout, eigs, time_budget))
+    if witness is not None and len(weights) > 1:
+        raise fail("error: --witness takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
+    batch = run_batch(specs_for(weights, data, options), require, catch_internal=not debug)
+    if junit_xml is not None:
+        run_guarded(debug, lambda: write_junit(junit_xml, batch))
+    if len(batch.checks) > 1:
+        for outcome in batch.checks:
+            if outcome.error is not None:
+                sys.stderr.write(f"dlcert: error: {outcome.error.message}\n")
+        emit(batch, fmt)
+        raise typer.Exit(int(batch.exit_code))
+    outcome = batch.checks[0]
+    if outcome.certificate is None:
+        raise fail(f"error: {outcome.error.message if outcome.error else 'no result'}", outcome.exit_code)
+    cert = outcome.certificate
+    if witness is not None:
+        run_guarded(debug, lambda: _save_witness(witness, cert, weights[0]))
     emit(cert, fmt)
-    raise typer.Exit(int(cert.exit_code))
+    raise typer.Exit(int(outcome.exit_code))
+
+
+def _save_witness(path: Path, cert: Certificate, source: Path) -> None:
+    if cert.witness is None:
+        sys.stderr.write(f"dlcert: note: no witness saved to {path}: the verdict is {cert.verdict.value}\n")
+        return
+    save_weights(path, cert.witness.point, {
+        "kind": cert.witness.kind, "order": cert.witness.order,
+        "radius": cert.witness.radius, "loss_decrease": cert.witness.loss_decrease,
+        "rounding_bound": cert.witness.rounding_bound, "loss": cert.loss,
+        "source": str(source),
+    })
+
+
+@contextmanager
+def stderr_progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (only on a terminal); yields a ``(done, total)`` callback."""
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def landscape(
+    data: Annotated[Path, typer.Argument(
+        help="Data: .npz with X, Y or Sxx, Syx, syy, m (e.g. from dlcert stats), or a YAML manifest.")],
+    widths: Annotated[str | None, typer.Option(
+        help="Architecture d0,d1,...,dN (d0 = dx, dN = dy); may come from the manifest.")] = None,
+    rows: Annotated[int, typer.Option(min=0, help="How many of the lowest critical values to list.")] = 10,
+    save_optimum: Annotated[Path | None, typer.Option(
+        "--save-optimum", help="Save a balanced global minimiser W1..WN here (.npz); "
+        "`dlcert check OUT.npz --data DATA` certifies it.")] = None,
+    trials: Annotated[int, typer.Option(min=0, help="Train from this many random starts (L-BFGS-B) "
+                                        "and certify each end point.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random starts.")] = 0,
+    layout: LayoutOpt = None,
+    fmt: FormatOpt = Format.TEXT,
+    debug: DebugOpt = False,
+) -> None:
+    """Map the landscape from data and widths: L*, L_ols, s_i, the ladder of critical values."""
+
+    def body() -> Landscape:
+        inp = load_landscape_input(data, parse_widths(widths) if widths else None, layout)
+        result = map_landscape(inp.stats, inp.widths, rows=rows, gtol=inp.gtol, ftol=inp.ftol)
+        if save_optimum is not None:
+            save_weights(save_optimum, balanced_optimum(inp.stats, inp.widths), {
+                "kind": "balanced_global_minimiser", "optimal_loss": result.optimal_loss,
+                "source": str(data)})
+        if trials:
+            with stderr_progress(f"{trials} random starts") as tick:
+                summary = run_trials(inp.stats, inp.widths, trials, seed, progress=tick,
+                                     gtol=inp.gtol, ftol=inp.ftol)
+            result = replace(result, trials=summary)
+        return result
+
+    result = run_guarded(debug, body)
+    emit(result, fmt)
+    raise typer.Exit(int(ExitCode.OK))
+
+
+@app.command("stats", epilog=EXIT_CODES_HELP)
+def stats_command(
+    data: Annotated[list[Path], typer.Argument(
+        help="Data files, summed: .npz (X, Y or statistics) and/or .npy pairs X.npy Y.npy "
+        "(memory-mapped, streamed in chunks).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Statistics file to write (.npz).")],
+    chunk_size: Annotated[int | None, typer.Option(
+        min=1, help="Samples per chunk (default: about 32 MB of float64 per chunk).")] = None,
+    layout: LayoutOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Compute Sxx, Syx, syy, m in one streaming pass; check and landscape accept the file."""
+
+    def body() -> Statistics:
+        with stderr_progress("reading") as tick:
+            result = stream_statistics(data, layout=layout, chunk_size=chunk_size, progress=tick)
+        save_statistics(output, result)
+        return result
+
+    result = run_guarded(debug, body)
+    sys.stdout.write(f"wrote {output}: dx = {result.dx}, dy = {result.dy}, m = {result.m}\n")
+    raise typer.Exit(int(ExitCode.OK))
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from dlcert.certificate import RankRule, Tolerances
-from dlcert.optimum import Whitening, rank_excess
-from dlcert.products import Weights, chain, numerical_rank
+from dlcert.optimum import Whitening, rank_excess, whiten
+from dlcert.products import AMBIGUITY_FACTOR, Weights, chain, numerical_rank
 from dlcert.statistics import Statistics
 
 #: Squared singular values closer than this (relative to s_1^2) are an exact tie.
@@ -55,6 +55,19 @@ def learned_index_set(R: np.ndarray, wh: Whitening, r: int) -> list[int]:
     return [int(i) + 1 for i in np.flatnonzero(weight > 0.5)]
 
 
+def reduce_to_input_range(
+    weights: Weights, stats: Statistics, wh: Whitening
+) -> tuple[list[np.ndarray], Statistics, Whitening]:
+    """The same problem with inputs restricted to range(X) = range(Sxx)."""
+    _, Q = np.linalg.eigh(stats.Sxx)
+    Qr = Q[:, ::-1][:, : wh.sxx_rank]
+    reduced = Statistics(
+        Sxx=Qr.T @ stats.Sxx @ Qr, Syx=stats.Syx @ Qr, syy=stats.syy, m=stats.m, eps=stats.eps
+    )
+    ws = [weights[0] @ Qr, *weights[1:]]
+    return ws, reduced, whiten(reduced, 0.0)
+
+
 def rank_rule(
     weights: Weights, stats: Statistics, wh: Whitening, tol: Tolerances
 ) -> RankRule:
@@ -71,8 +84,13 @@ def rank_rule(
         base.update(kw)
         return RankRule(reason=reason, **base)  # type: ignore[arg-type]
 
+    if wh.sxx_rank == 0:
+        return undecided("Sxx is zero: the data carries no input")
     if wh.sxx_rank < dx:
-        return undecided(f"Sxx is singular (rank {wh.sxx_rank} < dx = {dx}); the rule assumes it invertible")
+        # The loss sees W_1 only through W_1 X: restrict to range(X), where Sxx is invertible.
+        # The discarded coordinates W_1 Q_perp are exact null directions of the loss, so
+        # strictness is the same in the reduced problem.
+        return rank_rule(*reduce_to_input_range(weights, stats, wh), tol)
     syx = numerical_rank(stats.Syx, tol.rank_rtol)
     if syx.rank < min(dx, dy):
         return undecided(f"Syx has rank {syx.rank} < min(dx, dy) = {min(dx, dy)}; the rule assumes full rank")
@@ -133,8 +151,8 @@ def rank_rule(
 
 
 def _ambiguity(name: str, sv: np.ndarray, cutoff: float) -> str:
-    near = sv[(sv > cutoff / 10) & (sv <= cutoff * 10)]
+    near = sv[(sv > cutoff / AMBIGUITY_FACTOR) & (sv <= cutoff * AMBIGUITY_FACTOR)]
     return (
-        f"rank of {name} is ambiguous: singular value {float(near[0]):.3g} is within a factor 10 "
-        f"of the cutoff {cutoff:.3g}"
+        f"rank of {name} is ambiguous: singular value {float(near[0]):.3g} is within a factor "
+        f"{AMBIGUITY_FACTOR:g} of the cutoff {cutoff:.3g}"
     )

@@ -8,7 +8,9 @@ from typing import Any
 from rich.console import Console
 
 from dlcert.certificate import Certificate
+from dlcert.landscape import Landscape
 from dlcert.render.check_text import CheckView
+from dlcert.render.landscape_text import LandscapeView
 from dlcert.render.theme import THEME
 
 
@@ -16,6 +18,13 @@ def view_for(result: Any) -> Any:
     """The rich view class instance for a result object."""
     if isinstance(result, Certificate):
         return CheckView(result)
+    if isinstance(result, Landscape):
+        return LandscapeView(result)
+    from dlcert.batch import BatchResult
+    from dlcert.render.batch_text import BatchView
+
+    if isinstance(result, BatchResult):
+        return BatchView(result)
     raise TypeError(f"no text view for {type(result).__name__}")
 
 

@@ -1,0 +1,326 @@
+"""YAML manifests (SPEC §6.1): one file naming the weights, the data and the tolerances.
+
+::
+
+    weights: model.npz            # or  layers: [W1.npy, W2.npy]  or inline nested lists
+    data: train.npz               # or  stats: train-stats.npz
+    layout: columns               # columns = (d, m), rows = (m, d)
+    tolerances: {gtol: 1.0e-6, ftol: 1.0e-9}
+    widths: [4, 3, 2]             # dlcert landscape only
+
+Paths are relative to the manifest's directory. Reading is ``yaml.safe_load`` only, after a
+scan of the event stream that bounds the document (:data:`MAX_BYTES`, :data:`MAX_DEPTH`) and
+rejects aliases (so no "billion laughs" expansion). Every problem is one :class:`InputError`
+line naming the manifest and the key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from dlcert.datasets import load_statistics
+from dlcert.errors import InputError
+from dlcert.io import Layout, Problem, load_problem
+from dlcert.statistics import Statistics, eps_of
+from dlcert.validation import check_weight_chain
+
+#: Largest manifest accepted, in bytes (inline matrices included).
+MAX_BYTES = 1 << 20
+#: Deepest nesting of mappings and sequences accepted.
+MAX_DEPTH = 16
+
+ALLOWED_KEYS = ("weights", "layers", "data", "stats", "layout", "tolerances", "widths")
+TOLERANCE_KEYS = ("gtol", "ftol")
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+_FLOAT64_EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed manifest; paths are absolute (resolved against the manifest's directory).
+
+    source : the manifest file. weights : ``.npz`` with ``W1..WN`` (or ``None``).
+    layers : per layer either an ``.npy`` path or an inline float64 matrix (or ``None``).
+    data : raw or statistics ``.npz``; stats : statistics ``.npz`` (at most one of the two).
+    layout : data layout or ``None`` (infer). gtol, ftol : tolerances or ``None`` (defaults).
+    widths : ``[d_0, ..., d_N]`` for ``landscape`` (or ``None``).
+    """
+
+    source: Path
+    weights: Path | None
+    layers: tuple[Path | np.ndarray, ...] | None
+    data: Path | None
+    stats: Path | None
+    layout: Layout | None
+    gtol: float | None
+    ftol: float | None
+    widths: tuple[int, ...] | None
+
+    @property
+    def data_path(self) -> Path | None:
+        return self.data if self.data is not None else self.stats
+
+
+def is_manifest(path: Path) -> bool:
+    """Whether ``path`` names a YAML manifest (by suffix)."""
+    return Path(path).suffix.lower() in MANIFEST_SUFFIXES
+
+
+def _one_line(text: object, limit: int = 160) -> str:
+    out = " ".join(str(text).split())
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def _scan(text: str, source: str) -> None:
+    """Reject aliases and deep nesting before anything is constructed."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark is not None else "?"
+                raise InputError(
+                    f"{source}: line {line}: YAML aliases (*{event.anchor}) are not "
+                    "accepted in manifests; write the value out"
+                )
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise InputError(f"{source}: nesting deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: not valid YAML ({_one_line(exc)})") from exc
+
+
+def parse_yaml(path: Path) -> dict[str, Any]:
+    """The manifest's root mapping (bounded size, no aliases, ``yaml.safe_load``)."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise InputError(f"{source}: no such file" if not path.exists() else f"{source}: not a file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise InputError(f"{source}: manifest is {size} bytes; the limit is {MAX_BYTES}")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source}: not UTF-8 text ({_one_line(exc)})") from exc
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read ({_one_line(exc.strerror or exc)})") from exc
+    _scan(text, source)
+    try:
+        root = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise InputError(f"{source}: not valid YAML ({_one_line(exc)})") from exc
+    if not isinstance(root, dict):
+        raise InputError(
+            f"{source}: the manifest must be a mapping of keys ({', '.join(ALLOWED_KEYS)}), "
+            f"got {type(root).__name__}"
+        )
+    bad = [k for k in root if not isinstance(k, str)]
+    if bad:
+        raise InputError(f"{source}: key {bad[0]!r} is not a string; allowed keys: {', '.join(ALLOWED_KEYS)}")
+    unknown = [k for k in root if k not in ALLOWED_KEYS]
+    if unknown:
+        raise InputError(
+            f"{source}: unknown key(s) {', '.join(repr(k) for k in unknown)}; allowed keys: "
+            f"{', '.join(ALLOWED_KEYS)}"
+        )
+    return root
+
+
+def _path(value: Any, key: str, base: Path, source: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{source}: {key} must be a file path (a string), got {type(value).__name__}")
+    p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _inline_matrix(value: list[Any], key: str, source: str) -> np.ndarray:
+    if not value or not all(isinstance(row, list) for row in value):
+        raise InputError(f"{source}: {key} must be a list of rows (lists of numbers) or an .npy path")
+    width = len(value[0])
+    for i, row in enumerate(value):
+        if len(row) != width:
+            raise InputError(f"{source}: {key} row {i + 1} has {len(row)} entries but row 1 has {width}")
+        for j, x in enumerate(row):
+            if not _number(x):
+                raise InputError(
+                    f"{source}: {key}[{i + 1}][{j + 1}] is {x!r} ({type(x).__name__}); expected a number"
+                )
+    return np.array(value, dtype=np.float64)
+
+
+def _layers(value: Any, base: Path, source: str) -> tuple[Path | np.ndarray, ...]:
+    if not isinstance(value, list) or not value:
+        raise InputError(f"{source}: layers must be a non-empty list (W1 first), got {type(value).__name__}")
+    out: list[Path | np.ndarray] = []
+    for i, item in enumerate(value, start=1):
+        key = f"layers[{i}] (W{i})"
+        if isinstance(item, list):
+            out.append(_inline_matrix(item, key, source))
+        else:
+            out.append(_path(item, key, base, source))
+    return tuple(out)
+
+
+def _tolerances(value: Any, source: str) -> tuple[float | None, float | None]:
+    if not isinstance(value, dict):
+        raise InputError(f"{source}: tolerances must be a mapping {{gtol: ..., ftol: ...}}, "
+                         f"got {type(value).__name__}")
+    unknown = [k for k in value if k not in TOLERANCE_KEYS]
+    if unknown:
+        raise InputError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))} in tolerances; "
+                         f"allowed: {', '.join(TOLERANCE_KEYS)}")
+    out: list[float | None] = []
+    for k in TOLERANCE_KEYS:
+        v = value.get(k)
+        if v is not None and (not _number(v) or not math.isfinite(v) or not 0 < v < 1):
+            raise InputError(f"{source}: tolerances.{k} must be a number in (0, 1), got {v!r}")
+        out.append(None if v is None else float(v))
+    return out[0], out[1]
+
+
+def _widths(value: Any, source: str) -> tuple[int, ...]:
+    if isinstance(value, str):
+        return parse_widths(value, f"{source}: widths")
+    if not isinstance(value, list) or len(value) < 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+    ):
+        shown = _one_line(repr(value), 80)
+        raise InputError(f"{source}: widths must be a list of at least two positive integers, got {shown}")
+    return tuple(value)
+
+
+def parse_widths(text: str, what: str = "--widths") -> tuple[int, ...]:
+    """``"4,3,2"`` -> ``(4, 3, 2)``: at least two positive integers."""
+    try:
+        ws = tuple(int(t) for t in text.replace(" ", "").split(","))
+    except ValueError:
+        raise InputError(f"{what}: {text!r} is not a comma-separated list of integers d0,...,dN") from None
+    if len(ws) < 2 or any(w < 1 for w in ws):
+        raise InputError(f"{what}: {text!r}: expected at least two positive integers d0,...,dN")
+    return ws
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Parse and type-check a manifest (files are not opened yet)."""
+    path = Path(path)
+    source = str(path)
+    root = parse_yaml(path)
+    base = path.parent
+    if "weights" in root and "layers" in root:
+        raise InputError(f"{source}: give either weights or layers, not both")
+    if "data" in root and "stats" in root:
+        raise InputError(f"{source}: give either data or stats, not both")
+    layout = None
+    if "layout" in root:
+        v = root["layout"]
+        if v not in ("columns", "rows"):
+            raise InputError(f"{source}: layout must be columns or rows, got {v!r}")
+        layout = Layout(v)
+    gtol = ftol = None
+    if "tolerances" in root:
+        gtol, ftol = _tolerances(root["tolerances"], source)
+    return Manifest(
+        source=path,
+        weights=_path(root["weights"], "weights", base, source) if "weights" in root else None,
+        layers=_layers(root["layers"], base, source) if "layers" in root else None,
+        data=_path(root["data"], "data", base, source) if "data" in root else None,
+        stats=_path(root["stats"], "stats", base, source) if "stats" in root else None,
+        layout=layout,
+        gtol=gtol,
+        ftol=ftol,
+        widths=_widths(root["widths"], source) if "widths" in root else None,
+    )
+
+
+def _load_layer(item: Path | np.ndarray, i: int, source: str) -> np.ndarray:
+    if isinstance(item, np.ndarray):
+        return item
+    if not item.is_file():
+        raise InputError(f"{source}: layers[{i}]: {item}: no such file")
+    try:
+        a = np.load(item, allow_pickle=False)
+    except (OSError, ValueError, EOFError, SyntaxError, TypeError, OverflowError) as exc:
+        raise InputError(
+            f"{source}: layers[{i}]: {item}: not a readable .npy array ({_one_line(exc)})"
+        ) from exc
+    if not isinstance(a, np.ndarray):
+        a.close()
+        raise InputError(f"{source}: layers[{i}]: {item}: is an .npz archive; expected one .npy matrix")
+    return a
+
+
+def manifest_problem(m: Manifest, data: Path | None = None, layout: Layout | None = None) -> Problem:
+    """Weights and data of a manifest as a :class:`~dlcert.io.Problem` (``data``/``layout`` override)."""
+    source = str(m.source)
+    data_path = data if data is not None else m.data_path
+    lay = layout if layout is not None else m.layout
+    if m.weights is not None:
+        return load_problem(m.weights, data_path, lay)
+    if m.layers is None:
+        raise InputError(f"{source}: no weights: give weights (an .npz) or layers")
+    raw = [_load_layer(item, i, source) for i, item in enumerate(m.layers, start=1)]
+    weights = check_weight_chain(raw, source)
+    if data_path is None:
+        raise InputError(f"{source}: no data: give data or stats (layers carry no data)")
+    stats = load_statistics(data_path, (int(weights[0].shape[1]), int(weights[-1].shape[0])), lay)
+    eps = max(stats.eps, eps_of(*raw), _FLOAT64_EPS)
+    stats = Statistics(Sxx=stats.Sxx, Syx=stats.Syx, syy=stats.syy, m=stats.m, eps=eps)
+    return Problem(weights=weights, stats=stats, eps=eps, weights_source=source, data_source=str(data_path))
+
+
+def load_check_input(
+    weights: Path, data: Path | None, layout: Layout | None, gtol: float | None, ftol: float | None
+) -> tuple[Problem, float | None, float | None]:
+    """What ``dlcert check`` needs from WEIGHTS, a ``.npz`` or a manifest; options override it."""
+    if not is_manifest(weights):
+        return load_problem(weights, data, layout), gtol, ftol
+    m = read_manifest(weights)
+    return (
+        manifest_problem(m, data, layout),
+        gtol if gtol is not None else m.gtol,
+        ftol if ftol is not None else m.ftol,
+    )
+
+
+@dataclass(frozen=True)
+class LandscapeInput:
+    """What ``dlcert landscape`` needs: statistics, widths, tolerances."""
+
+    stats: Statistics
+    widths: tuple[int, ...]
+    gtol: float | None
+    ftol: float | None
+
+
+def load_landscape_input(
+    data: Path, widths: tuple[int, ...] | None, layout: Layout | None
+) -> LandscapeInput:
+    """DATA (an ``.npz`` or a manifest) and the widths (option over manifest) for ``landscape``."""
+    gtol = ftol = None
+    if is_manifest(data):
+        m = read_manifest(data)
+        if m.weights is not None or m.layers is not None:
+            raise InputError(f"{data}: landscape takes no weights; remove weights/layers")
+        if m.data_path is None:
+            raise InputError(f"{data}: no data: give data or stats")
+        widths = widths if widths is not None else m.widths
+        layout = layout if layout is not None else m.layout
+        gtol, ftol = m.gtol, m.ftol
+        data = m.data_path
+    if widths is None:
+        raise InputError("no widths: pass --widths d0,d1,...,dN (or widths: in the manifest)")
+    stats = load_statistics(data, (widths[0], widths[-1]), layout)
+    return LandscapeInput(stats, widths, gtol, ftol)

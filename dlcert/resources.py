@@ -1,0 +1,228 @@
+"""The resource guard: refuse a problem that would need more memory than is available.
+
+Before anything heavy runs, dlcert estimates the peak memory of each stage from the shapes
+alone and raises :class:`~dlcert.errors.ResourceError` (exit 2, one line) when an estimate
+exceeds the memory it may use, instead of letting the process be killed or thrash.
+
+Two checkpoints:
+
+1. :func:`guard_files` reads only the ``.npy`` headers of each ``.npz`` member (shape and
+   dtype, no data) and estimates loading: every array as stored plus a float64 copy. This
+   also stops a small compressed archive that declares a huge array (a "zip bomb") before
+   ``np.load`` allocates it. Anything it cannot parse is left to the loader, which reports it.
+2. :func:`guard_certify` estimates certification from the widths ``d_0..d_N``
+   (:func:`certify_estimate`): the weights and their partial products (``A_i``, ``B_i``,
+   ``A_i^T E``, ``E B_i^T``), whitening (eigen/singular decompositions of ``dx x dx`` and
+   ``dy x dx``), rank-rule chain products and their SVDs (``d_a x d_b``), and the Hessian stage:
+   the dense Hessian (about five ``P x P`` float64 arrays) only when ``P <= dense_limit``,
+   otherwise the Lanczos basis (20 vectors) and the LOBPCG block (about 12 block-width
+   columns of length P). These are estimates of the largest allocations, not bounds on the
+   interpreter's footprint.
+
+The budget is :func:`available_memory`: the ``DLCERT_MEMORY_LIMIT`` environment variable when
+set (bytes, or with a suffix ``K``, ``M``, ``G``, ``T``, powers of 1024; tests use it to set an
+artificial limit), otherwise ``MemAvailable`` of ``/proc/meminfo``, capped by a cgroup memory
+limit when one is set, falling back to ``os.sysconf`` available pages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dlcert.errors import InputError, ResourceError
+
+ENV_LIMIT = "DLCERT_MEMORY_LIMIT"
+_FLOAT = 8  # bytes per float64
+_SUFFIX = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_LIMIT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
+_CGROUP_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def parse_size(text: str) -> int:
+    """``"512M"`` -> 536870912. Suffixes K, M, G, T are powers of 1024; a bare number is bytes."""
+    match = _LIMIT_RE.fullmatch(text)
+    if match is None:
+        raise InputError(
+            f"{ENV_LIMIT}={text!r} is not a size; expected bytes or a number with K, M, G or T"
+        )
+    return int(float(match.group(1)) * _SUFFIX[match.group(2).upper()])
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_limit() -> int | None:
+    for name in _CGROUP_FILES:
+        try:
+            text = Path(name).read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:
+            return int(text)
+    return None
+
+
+def _sysconf_available() -> int | None:
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def available_memory() -> tuple[int | None, str]:
+    """Bytes dlcert may use and where that number came from (``None``: unknown, no guard)."""
+    override = os.environ.get(ENV_LIMIT)
+    if override is not None and override.strip():
+        return parse_size(override), ENV_LIMIT
+    avail = _meminfo_available()
+    source = "MemAvailable in /proc/meminfo"
+    if avail is None:
+        avail, source = _sysconf_available(), "os.sysconf available pages"
+    cgroup = _cgroup_limit()
+    if cgroup is not None and (avail is None or cgroup < avail):
+        return cgroup, "the cgroup memory limit"
+    return avail, source
+
+
+def human(n: float) -> str:
+    """Bytes for people: ``1.5 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Estimated peak bytes of one stage and the allocation that dominates it."""
+
+    stage: str
+    bytes: int
+    dominant: str
+
+
+def require(estimate: Estimate, source: str) -> None:
+    """Raise :class:`ResourceError` when ``estimate`` exceeds the available memory."""
+    limit, origin = available_memory()
+    if limit is None or estimate.bytes <= limit:
+        return
+    raise ResourceError(
+        f"{source}: {estimate.stage} would need about {human(estimate.bytes)} "
+        f"({estimate.dominant}) but only {human(limit)} is available ({origin}); refusing "
+        f"rather than running out of memory (set {ENV_LIMIT} to change the limit)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+    """``(name, shape, dtype)`` of each member, from the ``.npy`` headers only.
+
+    Members whose header cannot be read, or whose declared size disagrees with the member's
+    uncompressed size in the zip directory, are skipped: they are corrupt and the loader reports
+    them. A compressed member that truthfully declares a huge array is counted.
+    """
+    out: list[tuple[str, tuple[int, ...], np.dtype]] = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.is_dir() or not info.filename.endswith(".npy"):
+                    continue
+                try:
+                    with zf.open(info) as fp:
+                        version = np.lib.format.read_magic(fp)
+                        if version == (1, 0):
+                            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+                        elif version == (2, 0):
+                            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+                        else:
+                            continue
+                        header = fp.tell()
+                except Exception:  # a damaged member is the loader's to report
+                    continue
+                count = int(np.prod(shape, dtype=object)) if shape else 1
+                if count * dtype.itemsize != info.file_size - header:
+                    continue  # header and payload disagree: corrupt, the loader says so
+                out.append((info.filename.removesuffix(".npy"), tuple(shape), dtype))
+    except Exception:  # not a readable zip: the loader says why
+        return out
+    return out
+
+
+def load_estimate(paths: Iterable[Path]) -> Estimate:
+    """Arrays as stored plus a float64 copy of each (validation converts to float64)."""
+    total = 0
+    biggest: tuple[str, tuple[int, ...], int] = ("", (), 0)
+    for path in paths:
+        for name, shape, dtype in npz_member_shapes(path):
+            count = int(np.prod(shape, dtype=object)) if shape else 1
+            size = count * (int(dtype.itemsize) + _FLOAT)
+            total += size
+            if size > biggest[2]:
+                biggest = (f"{Path(path).name}:{name}", shape, size)
+    dominant = f"array {biggest[0]} of shape {biggest[1]}" if biggest[2] else "no arrays"
+    return Estimate("loading", total, dominant)
+
+
+def guard_files(paths: Sequence[Path | None]) -> None:
+    """Refuse files whose arrays would not fit in memory once loaded (headers only)."""
+    real = [Path(p) for p in paths if p is not None and Path(p).is_file()]
+    if real:
+        require(load_estimate(real), str(real[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Certification
+
+
+def certify_estimate(
+    widths: Sequence[int], *, dense_limit: int, n_extremes: int = 0
+) -> Estimate:
+    """Peak bytes of :func:`dlcert.certify.certify` for widths ``[d_0, ..., d_N]``."""
+    d = [int(x) for x in widths]
+    n = len(d) - 1
+    dx, dy = d[0], d[-1]
+    params = sum(d[i] * d[i - 1] for i in range(1, n + 1))
+    # weights (float64 copies) + cache: A_i (dy x d_i), B_i (d_{i-1} x dx), A_i^T E, E B_i^T.
+    cache = sum(dy * d[i] + d[i - 1] * dx + d[i] * dx + dy * d[i - 1] for i in range(1, n + 1))
+    persistent = (2 * params + cache + 3 * dx * dx + 2 * dy * dy + 3 * dy * dx) * _FLOAT
+    stages: list[tuple[int, str]] = []
+    # whitening: eigh(Sxx) and full SVD of T.
+    stages.append((4 * (dx * dx + dy * dy + dy * dx) * _FLOAT, f"whitening ({dx} x {dx} and {dy} x {dx})"))
+    # rank rule / witnesses: a chain product d_a x d_b and its full SVD (U, V^T and a copy).
+    a, b = max(((d[i], d[j]) for i in range(n + 1) for j in range(n + 1)), key=lambda t: t[0] * t[1])
+    stages.append(((3 * a * b + a * a + b * b) * _FLOAT, f"partial-product SVDs ({a} x {b})"))
+    # one Hessian-vector product: dA_i, dB_i and the output, about the size of the cache.
+    hvp = (cache + params) * _FLOAT
+    if params <= dense_limit:
+        stages.append((5 * params * params * _FLOAT + hvp,
+                       f"dense Hessian ({params} x {params}) and eigh"))
+    else:
+        block = max(4, n_extremes + 1)
+        stages.append(((20 + 12 * block) * params * _FLOAT + hvp,
+                       f"Lanczos/LOBPCG vectors of length {params}"))
+    extra, dominant = max(stages)
+    return Estimate("certification", persistent + extra, dominant)
+
+
+def guard_certify(widths: Sequence[int], source: str, *, dense_limit: int, n_extremes: int = 0) -> None:
+    """Refuse a certification whose estimated peak exceeds the available memory."""
+    require(certify_estimate(widths, dense_limit=dense_limit, n_extremes=n_extremes), source)
