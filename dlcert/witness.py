@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlcert.certificate import Witness
-from dlcert.hessian import HVPEngine
 from dlcert.objective import PointCache, loss_change
 from dlcert.optimum import Whitening
 from dlcert.products import Weights, chain, null_space, product
@@ -189,42 +188,6 @@ def chain_direction(
         assert zm is not None and ym is not None
         V[layer - 1] = np.outer(zm, ym)
     return _normalised(V, tuple(layers), "chain")
-
-
-def rescale_layers(direction: Direction, stats: Statistics, cache: PointCache) -> Direction:
-    """Best per-layer rescaling ``V -> sum_l c_l V_l`` of a direction, by Rayleigh-Ritz.
-
-    The blocks ``V_l`` of the moved layers span a q-dimensional subspace (they are mutually
-    orthogonal); the smallest eigenpair of ``[<V_l, H V_m>] c = mu diag(||V_l||^2) c`` gives the
-    combination of least curvature (q HVPs). A change of basis in the layers skews the natural
-    balance between ``V_N`` and ``V_1``; this undoes it. Returns the input when it is not better.
-    """
-    idx = [i for i, v in enumerate(direction.V) if np.any(v)]
-    if len(idx) < 2:
-        return direction
-    eng = HVPEngine(stats, cache)
-    blocks = []
-    for i in idx:
-        blk = [np.zeros((1, *v.shape)) for v in direction.V]
-        blk[i][0] = direction.V[i]
-        blocks.append(blk)
-    stacked = [np.concatenate([b[j] for b in blocks]) for j in range(len(direction.V))]
-    HV = eng.apply(stacked)
-    q = len(idx)
-    M = np.array([[float(np.vdot(direction.V[idx[a]], HV[idx[a]][b])) for b in range(q)]
-                  for a in range(q)])
-    M = 0.5 * (M + M.T)
-    g = np.array([float(np.vdot(direction.V[i], direction.V[i])) for i in idx])
-    root = 1.0 / np.sqrt(g)
-    mu, C = np.linalg.eigh(root[:, None] * M * root[None, :])
-    coef = root * C[:, 0]
-    current = float(np.sum(M))  # curvature of the input (coefficients all 1), ||V|| = 1
-    if not mu[0] < current:
-        return direction
-    V = [np.zeros_like(v) for v in direction.V]
-    for a, i in enumerate(idx):
-        V[i] = coef[a] * direction.V[i]
-    return _normalised(V, direction.layers, direction.kind) or direction
 
 
 def _normalised(V: list[np.ndarray], layers: tuple[int, ...], kind: str) -> Direction | None:
