@@ -51,7 +51,7 @@ from typing import Any
 from dlcert.certificate import Certificate, ExitCode, Verdict, to_builtin
 from dlcert.certify import certify
 from dlcert.errors import DlcertError, InputError, ResourceError
-from dlcert.hessian import DENSE_LIMIT
+from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.io import Layout
 from dlcert.manifest import load_check_input
 from dlcert.products import widths_of
@@ -111,7 +111,7 @@ class CheckOptions:
     ftol: float | None = None
     layout: Layout | None = None
     n_extremes: int = 0
-    time_budget: float = 20.0
+    time_budget: float = DEFAULT_TIME_BUDGET
     dense_limit: int = DENSE_LIMIT
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ from dlcert.certificate import (
     Witness,
 )
 from dlcert.errors import InputError
-from dlcert.hessian import DENSE_LIMIT, spectrum
+from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT, spectrum
 from dlcert.objective import (
     PointCache,
     gradient,
@@ -56,7 +56,7 @@ def certify(
     ftol: float | None = None,
     eps: float | None = None,
     dense_limit: int = DENSE_LIMIT,
-    time_budget: float = 20.0,
+    time_budget: float = DEFAULT_TIME_BUDGET,
     n_extremes: int = 0,
     radius: float | None = None,
     seed: int = 0,
@@ -141,7 +141,8 @@ def certify(
     curvature_dir: Direction | None = None
     if not global_by_gap or rule.decision in ("strict_saddle", "non_strict_saddle"):
         witness, curvature_dir = find_witness(
-            ws, stats, wh, cache, tol.rank_rtol, index_set=rule.index_set, radius=radius
+            ws, stats, wh, cache, tol.rank_rtol, index_set=rule.index_set, radius=radius,
+            min_preferred_order=3 if rule.decision == "non_strict_saddle" else 2,
         )
     spec, vmin = spectrum(
         stats, cache,

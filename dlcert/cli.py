@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
 from dlcert.errors import DlcertError
+from dlcert.hessian import DEFAULT_TIME_BUDGET
 from dlcert.io import Layout, save_statistics, save_weights
 from dlcert.junit import write_junit
 from dlcert.landscape import Landscape, balanced_optimum, map_landscape
@@ -118,7 +119,7 @@ def check(
     witness: Annotated[Path | None, typer.Option("--witness", help="Save the escape witness W' here (.npz).")] = None,
     layout: LayoutOpt = None,
     eigs: Annotated[int, typer.Option(min=0, help="Also report this many smallest Hessian eigenvalues.")] = 0,
-    time_budget: Annotated[float, typer.Option(min=0.0, help="Seconds for the iterative eigen-solver.")] = 20.0,
+    time_budget: Annotated[float, typer.Option(min=0.0, help="Seconds for the iterative eigen-solver.")] = DEFAULT_TIME_BUDGET,
     require: RequireOpt = Requirement.GLOBAL,
     junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Also write a JUnit XML report here.")] = None,
     debug: DebugOpt = False,

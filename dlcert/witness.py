@@ -297,9 +297,12 @@ def find_witness(
     index_set: Sequence[int] | None = None,
     orders: Sequence[int] | None = None,
     radius: float | None = None,
+    min_preferred_order: int = 2,
 ) -> tuple[Witness | None, Direction | None]:
     """Search structured directions; return the best witness (lowest order, then largest decrease).
 
+    Witnesses of order ``>= min_preferred_order`` rank first (a non-strict saddle's witness
+    should show its higher-order escape even when rounding leaves a tiny t^2 coefficient).
     Also returns the best order-2 direction (for the Hessian's Rayleigh quotient), if any.
     """
     n = len(weights)
@@ -325,6 +328,10 @@ def find_witness(
             continue
         if w.order == 2 and (curvature is None or w.coefficient < curvature[0]):
             curvature = (w.coefficient, d)
-        if best is None or (w.order, -w.loss_decrease) < (best.order, -best.loss_decrease):
+        if best is None or _rank(w, min_preferred_order) < _rank(best, min_preferred_order):
             best = w
     return best, (curvature[1] if curvature else None)
+
+
+def _rank(w: Witness, min_preferred_order: int) -> tuple[bool, int, float]:
+    return (w.order < min_preferred_order, w.order, -w.loss_decrease)
