@@ -154,11 +154,25 @@ def certify(
     h_thr = -tol.hessian_rtol * h_scale
     reliable_min = spec.converged and spec.min_eigenvalue is not None
     eig_negative = reliable_min and spec.min_eigenvalue is not None and spec.min_eigenvalue < h_thr
-    if (witness is None or witness.order > 2) and eig_negative and vmin is not None:
+    # Without a structured order-2 witness, try the eigenvector of lambda_min: the exact loss
+    # polynomial along it decides (its rounding bound, not the eigen-solver, certifies it).
+    # Not against a non-strict rank rule, whose witness must show the higher-order escape.
+    if (
+        (witness is None or witness.order > 2)
+        and rule.decision != "non_strict_saddle"
+        and vmin is not None
+        and spec.min_eigenvalue is not None
+        and spec.min_eigenvalue < 0
+    ):
         eig_witness = _eigen_witness(ws, vmin, stats, cache, radius)
-        if eig_witness is not None:
+        if eig_witness is not None and eig_witness.order == 2:
             witness = eig_witness
     neg_certified = (witness is not None and witness.order == 2) or eig_negative
+    # Negative curvature beyond the Hessian tolerance is evidence on its own; below it, only
+    # when the rank rule independently says strict (rounding the stored weights can create it).
+    strong_t2 = eig_negative or (
+        witness is not None and witness.order == 2 and 2.0 * witness.coefficient < h_thr
+    )
     psd_measured = reliable_min and not eig_negative
     yun = _yun_route(theorems)
 
@@ -232,7 +246,7 @@ def certify(
                         "the Hessian's lambda_min did not converge; non-strictness rests on the rank rule"
                     )
         else:
-            if neg_certified and witness is not None and witness.order == 2:
+            if strong_t2 and witness is not None and witness.order == 2:
                 verdict = Verdict.STRICT_SADDLE
                 reasons.append(f"rank rule undecided ({rule.reason}); strictness from the Hessian")
             else:

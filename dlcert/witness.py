@@ -28,10 +28,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlcert.certificate import Witness
-from dlcert.objective import PointCache, loss_change
+from dlcert.objective import PointCache
 from dlcert.optimum import Whitening
 from dlcert.products import Weights, chain, null_space, product
 from dlcert.statistics import Statistics
+
+#: A coefficient counts as non-zero when it exceeds this multiple of its forward error bound
+#: (the bound itself is already a worst case: gamma = 4 * (sum of widths) * eps).
+SAFETY = 2.0
+
+#: Widths up to which a decrease swamped by its float64 bound is redone in long double
+#: (numpy's long double products do not use BLAS: about 1 s at this width).
+EXTENDED_MAX_WIDTH = 300
 
 #: Largest number of layers for which every subset of moving layers is tried.
 EXHAUSTIVE_LAYERS = 8
@@ -98,7 +106,7 @@ def leading_order(a: np.ndarray, bound: np.ndarray) -> int | None:
     bounded by the gradient norm, and the step's sign is chosen so it cannot raise the loss.
     """
     for q in range(1, a.size):
-        if abs(a[q]) > 10.0 * bound[q]:
+        if abs(a[q]) > SAFETY * bound[q]:
             return q + 1
     return None
 
@@ -248,19 +256,42 @@ def stable_decrease(
     """``L(W) - L(W')`` via ``R' - R = sum_i W'_N..W'_{i+1} (W'_i - W_i) W_{i-1}..W_1``.
 
     Returns the decrease and a forward bound on its rounding error (the same sum on absolute
-    values gives the magnitudes every rounding error is proportional to).
+    values gives the magnitudes every rounding error is proportional to). When that worst-case
+    bound swamps the decrease (badly conditioned layers), the sum is redone in extended
+    precision (``np.longdouble``, 64-bit mantissa on x86) for widths up to
+    :data:`EXTENDED_MAX_WIDTH`, with the bound of that precision.
     """
-    dR = _telescoped_change(weights, point)
-    dR_abs = _telescoped_change([np.abs(w) for w in weights], [np.abs(p) for p in point],
-                                deltas=[np.abs(p - w) for p, w in zip(point, weights, strict=True)])
-    change = loss_change(E, dR, stats)
+    decrease, bound = _decrease_in(np.float64, weights, point, stats, E)
+    extended = np.dtype(np.longdouble)
+    if (
+        not decrease > bound
+        and np.finfo(extended).eps < np.finfo(np.float64).eps
+        and max(max(w.shape) for w in weights) <= EXTENDED_MAX_WIDTH
+    ):
+        decrease, bound = _decrease_in(extended.type, weights, point, stats, None)
+    return decrease, bound
+
+
+def _decrease_in(
+    dtype: type, weights: Weights, point: Weights, stats: Statistics, E: np.ndarray | None
+) -> tuple[float, float]:
+    """The decrease and its forward error bound, computed in ``dtype`` throughout."""
+    ws: list[np.ndarray] = [np.asarray(w, dtype=dtype) for w in weights]
+    ps: list[np.ndarray] = [np.asarray(p, dtype=dtype) for p in point]
+    Sxx: np.ndarray = np.asarray(stats.Sxx, dtype=dtype)
+    Syx: np.ndarray = np.asarray(stats.Syx, dtype=dtype)
+    if E is None:
+        E = product(ws) @ Sxx - Syx
+    dR = _telescoped_change(ws, ps)
+    dR_abs = _telescoped_change([np.abs(w) for w in ws], [np.abs(p) for p in ps],
+                                deltas=[np.abs(p - w) for p, w in zip(ps, ws, strict=True)])
+    change = np.vdot(E, dR) + 0.5 * np.vdot(dR @ Sxx, dR)
     dims = sum(w.shape[0] + w.shape[1] for w in weights) + stats.dx + stats.dy
-    gamma = 8.0 * dims * float(np.finfo(np.float64).eps)
-    R_abs = product([np.abs(w) for w in weights])
-    absS = np.abs(stats.Sxx)
-    E_abs = R_abs @ absS + np.abs(stats.Syx)
-    scale = float(np.vdot(E_abs, dR_abs)) + float(np.vdot(dR_abs @ absS, dR_abs))
-    return -change, gamma * scale
+    gamma = 8.0 * dims * float(np.finfo(dtype).eps)
+    absS = np.abs(Sxx)
+    E_abs = product([np.abs(w) for w in ws]) @ absS + np.abs(Syx)
+    scale = np.vdot(E_abs, dR_abs) + np.vdot(dR_abs @ absS, dR_abs)
+    return float(-change), float(gamma * scale)
 
 
 def _telescoped_change(
@@ -268,9 +299,10 @@ def _telescoped_change(
 ) -> np.ndarray:
     """``sum_i P_N..P_{i+1} D_i W_{i-1}..W_1`` with ``D_i = P_i - W_i`` unless given."""
     n = len(weights)
-    dR = np.zeros((weights[-1].shape[0], weights[0].shape[1]))
-    above = np.eye(weights[-1].shape[0])
-    below = [np.eye(weights[0].shape[1])]
+    dtype = weights[0].dtype
+    dR = np.zeros((weights[-1].shape[0], weights[0].shape[1]), dtype=dtype)
+    above = np.eye(weights[-1].shape[0], dtype=dtype)
+    below = [np.eye(weights[0].shape[1], dtype=dtype)]
     for w in weights[:-1]:
         below.append(w @ below[-1])
     for i in range(n - 1, -1, -1):

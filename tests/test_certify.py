@@ -181,3 +181,25 @@ def test_fewer_samples_than_inputs(widths: list[int]) -> None:
             c = construct(rng, stats, widths, S)
             assert c is not None
             assert certify(c.weights, stats).verdict is oracle(stats, c.weights, S, k_eff)
+
+
+@pytest.mark.parametrize("widths", [[6, 5, 5, 4], [5, 4, 6, 4, 5], [8, 3, 6, 6, 4]])
+def test_fully_random_changes_of_basis(widths: list[int]) -> None:
+    """Hidden layers rotated by G = randn/sqrt(d) (condition 1e1-1e3 each): same verdicts."""
+    rng = np.random.default_rng(len(widths) * 100 + widths[1])
+    X, Y = random_data(rng, widths[0], widths[-1], 60)
+    stats = Statistics.from_data(X, Y)
+    n = len(widths) - 1
+    k_eff = min(min(widths), widths[0], widths[-1])
+    for r in range(k_eff + 1):
+        for S in list(itertools.combinations(range(1, min(widths[0], widths[-1]) + 1), r))[:4]:
+            c = construct(rng, stats, widths, S, basis_change=False)
+            assert c is not None
+            G = [np.eye(widths[0])] + [
+                rng.standard_normal((widths[i], widths[i])) / np.sqrt(widths[i]) for i in range(1, n)
+            ] + [np.eye(widths[-1])]
+            W = [G[i + 1] @ c.weights[i] @ np.linalg.inv(G[i]) for i in range(n)]
+            cert = certify(W, stats)
+            assert cert.verdict is oracle(stats, W, S, k_eff), (S, cert.reasons)
+            if cert.witness is not None:
+                assert raw_loss(cert.witness.point, X, Y) < raw_loss(W, X, Y)
