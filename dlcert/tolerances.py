@@ -9,7 +9,7 @@ rescaled consistently. With ``eps`` the machine epsilon of the coarsest input dt
   to the input precision moves the gradient by about ``eps`` times the conditioning of the
   products, so the bound sits well above that and far below the O(1) values of a point that
   is not critical.
-* ``ftol = 10 eps^(3/4)`` bounds ``gap / (syy/2)``: 1.8e-11 for float64, 6.2e-5 for float32.
+* ``ftol = 10 eps^(3/4)`` bounds ``gap / (syy/2)``: 1.8e-11 for float64, 6.4e-5 for float32.
   The gap is second order in the distance to the optimum, so it is far smaller than gtol.
 * ``rank_rtol = 100 d eps`` is the relative singular-value cutoff for numerical ranks
   (numpy's ``matrix_rank`` default is ``d eps``; products of several factors and float32

@@ -27,11 +27,12 @@ class BatchView:
         b = self.batch
         tab = Table(title=f"dlcert check: {len(b.checks)} files, require {b.requirement.value}",
                     title_justify="left", header_style="label", box=box.SIMPLE_HEAD,
-                    pad_edge=False)
-        tab.add_column("file", overflow="fold")
+                    pad_edge=False, padding=(0, 1))
+        longest = max((len(o.file) for o in b.checks), default=4)
+        tab.add_column("file", overflow="fold", min_width=min(60, longest))
         tab.add_column("verdict", no_wrap=True)
-        tab.add_column("rel. gap / ftol", no_wrap=True, justify="right", style="number")
-        tab.add_column("rel. gradient / gtol", no_wrap=True, justify="right", style="number")
+        tab.add_column("rel. gap/ftol", no_wrap=True, justify="right", style="number")
+        tab.add_column("rel. grad/gtol", no_wrap=True, justify="right", style="number")
         tab.add_column("exit", justify="right", no_wrap=True)
         for o in b.checks:
             c = o.certificate
@@ -42,8 +43,8 @@ class BatchView:
             else:
                 v = c.verdict.value
                 verdict = f"[verdict.{v}]{v}[/]"
-                gap = f"{fmt(c.relative_gap, '.1e')} / {c.tolerances.ftol:.1e}"
-                grad = f"{fmt(c.relative_gradient_norm, '.1e')} / {c.tolerances.gtol:.1e}"
+                gap = f"{fmt(c.relative_gap, '.1e')}/{c.tolerances.ftol:.1e}"
+                grad = f"{fmt(c.relative_gradient_norm, '.1e')}/{c.tolerances.gtol:.1e}"
             tab.add_row(escape(o.file), verdict, gap, grad, f"{int(o.exit_code)} {mark}")
         yield tab
         n = b.counts
