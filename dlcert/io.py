@@ -139,9 +139,14 @@ def _sniff(path: Path, source: str) -> None:
         )
 
 
-def _check_member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> None:
-    """Read a member's .npy header; reject object dtypes and sizes the member cannot hold."""
-    key = _show(info.filename.removesuffix(".npy"))
+def read_member_header(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo
+) -> tuple[tuple[int, ...], np.dtype[Any], int] | None:
+    """``(shape, dtype, header size)`` of an ``.npy`` member from its header alone.
+
+    ``None`` for header versions other than 1.0 and 2.0 (left to ``np.load``); a damaged
+    header raises whatever numpy raises.
+    """
     with zf.open(info) as fp:
         version = np.lib.format.read_magic(fp)
         if version == (1, 0):
@@ -149,8 +154,17 @@ def _check_member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str
         elif version == (2, 0):
             shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
         else:
-            return  # left to np.load, which knows the newer versions
-        header_bytes = fp.tell()
+            return None
+        return tuple(int(n) for n in shape), dtype, fp.tell()
+
+
+def _check_member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> None:
+    """Read a member's .npy header; reject object dtypes and sizes the member cannot hold."""
+    key = _show(info.filename.removesuffix(".npy"))
+    header = read_member_header(zf, info)
+    if header is None:
+        return  # left to np.load, which knows the newer versions
+    shape, dtype, header_bytes = header
     if dtype.hasobject:
         raise InputError(
             f"{source}: array {key} has dtype {dtype} (shape {shape}), which needs pickle to "

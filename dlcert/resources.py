@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from dlcert.errors import InputError, ResourceError
+from dlcert.io import read_member_header
 
 ENV_LIMIT = "DLCERT_MEMORY_LIMIT"
 _FLOAT = 8  # bytes per float64
@@ -147,17 +148,12 @@ def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]
                 if info.is_dir() or not info.filename.endswith(".npy"):
                     continue
                 try:
-                    with zf.open(info) as fp:
-                        version = np.lib.format.read_magic(fp)
-                        if version == (1, 0):
-                            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-                        elif version == (2, 0):
-                            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
-                        else:
-                            continue
-                        header = fp.tell()
+                    found = read_member_header(zf, info)
                 except Exception:  # a damaged member is the loader's to report
                     continue
+                if found is None:
+                    continue
+                shape, dtype, header = found
                 count = int(np.prod(shape, dtype=object)) if shape else 1
                 if count * dtype.itemsize != info.file_size - header:
                     continue  # header and payload disagree: corrupt, the loader says so
