@@ -69,8 +69,7 @@ def certify(
             f"weights map {widths[0]} -> {widths[-1]} but the data has dx = {stats.dx}, "
             f"dy = {stats.dy}"
         )
-    if not stats.syy > 0:
-        raise InputError("Y is identically zero (syy = 0): there is nothing to fit")
+    stats.require_targets()
     if eps is None:
         eps = max(stats.eps, eps_of(*weights))
     tol = default_tolerances(eps, widths, gtol, ftol)

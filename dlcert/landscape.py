@@ -239,8 +239,7 @@ def map_landscape(
     ws = check_widths(widths, stats)
     if rows < 0:
         raise InputError(f"rows must be >= 0, got {rows}")
-    if not stats.syy > 0:
-        raise InputError("Y is identically zero (syy = 0): there is nothing to fit")
+    stats.require_targets()
     n_layers = len(ws) - 1
     tol = default_tolerances(eps if eps is not None else stats.eps, ws, gtol, ftol)
     wh = whiten(stats, SXX_RTOL)

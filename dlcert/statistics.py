@@ -63,6 +63,11 @@ class Statistics:
             eps=eps,
         )
 
+    def require_targets(self) -> None:
+        """Refuse data whose targets are all zero: every point with ``R X = 0`` is optimal."""
+        if not self.syy > 0:
+            raise InputError("Y is identically zero (syy = 0): there is nothing to fit")
+
     def __add__(self, other: Statistics) -> Statistics:
         """Statistics of the union of two disjoint sample sets (streaming accumulation)."""
         if self.Sxx.shape != other.Sxx.shape or self.Syx.shape != other.Syx.shape:

@@ -119,8 +119,7 @@ def run_trials(
     ws = check_widths(widths, stats)
     if n < 0:
         raise InputError(f"trials must be >= 0, got {n}")
-    if not stats.syy > 0:
-        raise InputError("Y is identically zero (syy = 0): there is nothing to fit")
+    stats.require_targets()
     wh = whiten(stats, SXX_RTOL)
     alpha = float(np.linalg.norm(optimal_product(wh, min(ws)), 2))
     rng = np.random.default_rng(seed)
