@@ -15,6 +15,8 @@ asks. A rank near its cutoff, or a near-tie at the cut, leaves the rule undecide
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from dlcert.certificate import RankRule, Tolerances
@@ -116,24 +118,17 @@ def rank_rule(
         return RankRule("global_minimum", index_set, True, None, None, None)
 
     Sxy = stats.Syx.T
-    j_b = None
-    for b in range(1, n + 1):
-        nr = numerical_rank(chain(weights, 1, b) @ Sxy, tol.rank_rtol)
-        if nr.ambiguous:
-            return undecided(_ambiguity(f"W_{b}...W_1 Sxy", nr.singular_values, nr.cutoff),
-                             index_set=index_set, top_set=True)
-        if nr.rank == r:
-            j_b = b
-            break
-    j_t = None
-    for a in range(n, 0, -1):
-        nr = numerical_rank(chain(weights, a, n), tol.rank_rtol)
-        if nr.ambiguous:
-            return undecided(_ambiguity(f"W_{n}...W_{a}", nr.singular_values, nr.cutoff),
-                             index_set=index_set, top_set=True)
-        if nr.rank == r:
-            j_t = a
-            break
+    j_b, ambiguity = _first_of_rank(
+        ((b, chain(weights, 1, b) @ Sxy, f"W_{b}...W_1 Sxy") for b in range(1, n + 1)),
+        r, tol.rank_rtol,
+    )
+    if ambiguity is None:
+        j_t, ambiguity = _first_of_rank(
+            ((a, chain(weights, a, n), f"W_{n}...W_{a}") for a in range(n, 0, -1)),
+            r, tol.rank_rtol,
+        )
+    if ambiguity is not None:
+        return undecided(ambiguity, index_set=index_set, top_set=True)
     if j_b is None or j_t is None:  # cannot happen at a critical point; say so rather than guess
         return undecided("partial-product ranks never reach rank(R); the point may not be critical",
                          index_set=index_set, top_set=True)
@@ -148,6 +143,19 @@ def rank_rule(
         tightened = mid.rank == r
     decision = "non_strict_saddle" if tightened else "strict_saddle"
     return RankRule(decision, index_set, True, j_b, j_t, tightened)
+
+
+def _first_of_rank(
+    candidates: Iterator[tuple[int, np.ndarray, str]], r: int, rtol: float
+) -> tuple[int | None, str | None]:
+    """The first index whose matrix has rank exactly r, or why a rank was ambiguous."""
+    for index, matrix, name in candidates:
+        nr = numerical_rank(matrix, rtol)
+        if nr.ambiguous:
+            return None, _ambiguity(name, nr.singular_values, nr.cutoff)
+        if nr.rank == r:
+            return index, None
+    return None, None
 
 
 def _ambiguity(name: str, sv: np.ndarray, cutoff: float) -> str:
