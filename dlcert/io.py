@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dlcert.errors import InputError
+from dlcert.formats import is_foreign, read_foreign
 from dlcert.statistics import Statistics, eps_of
 from dlcert.validation import (
     check_data,
@@ -320,7 +321,7 @@ def load_problem(
     """
     weights_path = Path(weights_path)
     weights_source = str(weights_path)
-    arrays = read_npz(weights_path)
+    arrays = read_foreign(weights_path) if is_foreign(weights_path) else read_npz(weights_path)
     keys = _weight_keys(arrays, weights_source)
     weights = check_weight_chain([arrays[k] for k in keys], weights_source)
     precisions = [arrays[k] for k in keys]
