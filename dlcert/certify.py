@@ -334,8 +334,8 @@ def _message(
         return f"certified global minimum: relative gap {rel_gap:.3e} <= ftol {ftol:.1e}"
     if verdict is Verdict.STRICT_SADDLE and witness is not None:
         return (
-            f"strict saddle: relative gap {rel_gap:.3e} > ftol {ftol:.1e}; negative curvature "
-            f"{witness.coefficient:.3e} along a unit direction; loss drops by "
+            f"strict saddle: relative gap {rel_gap:.3e} > ftol {ftol:.1e}; curvature "
+            f"v^T H v = {2.0 * witness.coefficient:.3e} along a unit direction v; loss drops by "
             f"{witness.loss_decrease:.3e} within radius {witness.radius:.3g}"
         )
     if verdict is Verdict.NON_STRICT_SADDLE and witness is not None:
