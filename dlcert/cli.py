@@ -23,10 +23,20 @@ from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
 from dlcert.errors import DlcertError
 from dlcert.hessian import DEFAULT_TIME_BUDGET
-from dlcert.io import Layout, save_statistics, save_weights
+from dlcert.io import (
+    Layout,
+    load_problem,
+    read_metadata,
+    read_npz,
+    save_statistics,
+    save_weights,
+    weights_from_arrays,
+)
 from dlcert.junit import write_junit
 from dlcert.landscape import Landscape, balanced_optimum, map_landscape
 from dlcert.manifest import load_landscape_input, parse_widths
+from dlcert.recheck import WitnessCheck
+from dlcert.recheck import recheck as recheck_witness
 from dlcert.render import Format, renderer_for
 from dlcert.statistics import Statistics
 from dlcert.streaming import stream_statistics
@@ -231,6 +241,34 @@ def stats_command(
     result = run_guarded(debug, body)
     sys.stdout.write(f"wrote {output}: dx = {result.dx}, dy = {result.dy}, m = {result.m}\n")
     raise typer.Exit(int(ExitCode.OK))
+
+
+@app.command(epilog="Exit codes: 0 the witness is confirmed, 5 it is not, 2 usage or input error, "
+             "1 internal error.")
+def recheck(
+    witness: Annotated[Path, typer.Argument(help="Witness W' saved by `dlcert check --witness` (.npz with W1..WN).")],
+    against: Annotated[Path, typer.Option("--against", help="The point W the witness escapes from (.npz, with its data unless --data).")],
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Data .npz: X and Y, or Sxx, Syx, syy, m.")] = None,
+    layout: LayoutOpt = None,
+    fmt: FormatOpt = Format.TEXT,
+    debug: DebugOpt = False,
+) -> None:
+    """Re-check a saved witness: L(W') < L(W) beyond rounding, within the claimed radius."""
+
+    def body() -> WitnessCheck:
+        problem = load_problem(against, data, layout)
+        arrays = read_npz(witness)
+        meta = read_metadata(arrays)
+        radius, order = meta.get("radius"), meta.get("order")
+        return recheck_witness(
+            problem.weights, weights_from_arrays(arrays, str(witness)), problem.stats,
+            claimed_radius=float(radius) if isinstance(radius, (int, float)) else None,
+            order=int(order) if isinstance(order, (int, float)) else None,
+        )
+
+    result = run_guarded(debug, body)
+    emit(result, fmt)
+    raise typer.Exit(int(ExitCode.OK if result.confirmed else ExitCode.INCONCLUSIVE))
 
 
 def main() -> None:

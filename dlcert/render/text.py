@@ -25,6 +25,11 @@ def view_for(result: Any) -> Any:
 
     if isinstance(result, BatchResult):
         return BatchView(result)
+    from dlcert.recheck import WitnessCheck
+    from dlcert.render.recheck_text import RecheckView
+
+    if isinstance(result, WitnessCheck):
+        return RecheckView(result)
     raise TypeError(f"no text view for {type(result).__name__}")
 
 
