@@ -160,13 +160,6 @@ def dense_hessian(stats: Statistics, cache: PointCache, engine: HVPEngine | None
     return 0.5 * (H + H.T)
 
 
-def rayleigh_quotient(direction: Sequence[np.ndarray], stats: Statistics, cache: PointCache) -> float:
-    """``v^T H v / v^T v`` along a structured direction: an upper bound on ``lambda_min``."""
-    eng = HVPEngine(stats, cache)
-    v = flatten(direction)
-    return float(v @ eng.matmat(v) / (v @ v))
-
-
 def gn_preconditioner(stats: Statistics, cache: PointCache, shift: float) -> LinearOperator:
     """SPD preconditioner ``(K + shift)^{-1}``, K the Kronecker-factored Gauss-Newton block diagonal.
 

@@ -34,11 +34,6 @@ def loss_of_product(R: np.ndarray, stats: Statistics) -> float:
     return float(0.5 * stats.syy - np.vdot(R, stats.Syx) + 0.5 * np.vdot(R @ stats.Sxx, R))
 
 
-def loss_change(E: np.ndarray, dR: np.ndarray, stats: Statistics) -> float:
-    """``L(R + dR) - L(R) = <E, dR> + 1/2 <dR Sxx, dR>``: exact, no cancellation of large terms."""
-    return float(np.vdot(E, dR) + 0.5 * np.vdot(dR @ stats.Sxx, dR))
-
-
 @dataclass(frozen=True)
 class PointCache:
     """Products at one point, shared by gradient and Hessian-vector products."""
