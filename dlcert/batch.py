@@ -53,7 +53,13 @@ from dlcert.certify import certify
 from dlcert.errors import DlcertError, InputError, ResourceError
 from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.io import Layout
-from dlcert.manifest import load_check_input
+from dlcert.manifest import (
+    Manifest,
+    is_manifest,
+    load_check_input,
+    manifest_problem,
+    read_check_list,
+)
 from dlcert.products import widths_of
 from dlcert.resources import guard_certify, guard_files
 
@@ -218,13 +224,21 @@ class BatchResult:
         }
 
 
-def check_file(weights: Path, data: Path | None, options: CheckOptions) -> Certificate:
-    """Load (an ``.npz`` or a YAML manifest) and certify one point, behind the resource guard.
+def check_file(
+    weights: Path, data: Path | None, options: CheckOptions, entry: Manifest | None = None
+) -> Certificate:
+    """Load (an ``.npz``, a YAML manifest, or one ``entry`` of a manifest's ``checks:``) and
+    certify one point, behind the resource guard.
 
     Options given explicitly override a manifest's tolerances. Raises :class:`DlcertError`.
     """
     guard_files([weights, data])
-    problem, gtol, ftol = load_check_input(weights, data, options.layout, options.gtol, options.ftol)
+    if entry is not None:
+        problem = manifest_problem(entry, data, options.layout)
+        gtol = options.gtol if options.gtol is not None else entry.gtol
+        ftol = options.ftol if options.ftol is not None else entry.ftol
+    else:
+        problem, gtol, ftol = load_check_input(weights, data, options.layout, options.gtol, options.ftol)
     guard_certify(widths_of(problem.weights), str(weights), dense_limit=options.dense_limit,
                   n_extremes=options.n_extremes)
     return certify(problem.weights, problem.stats, gtol=gtol, ftol=ftol,
@@ -243,6 +257,8 @@ class CheckSpec:
     weights: Path
     data: Path | None = None
     options: CheckOptions = CheckOptions()
+    entry: Manifest | None = None  # one entry of a manifest's checks: list
+    label: str | None = None  # the name shown in reports (default: the weights path)
 
 
 def run_check(
@@ -260,7 +276,7 @@ def run_check(
     cert: Certificate | None = None
     error: CheckError | None = None
     try:
-        cert = check_file(weights, data, spec.options)
+        cert = check_file(weights, data, spec.options, spec.entry)
     except ResourceError as exc:
         error = CheckError("resource_error", one_line(exc))
     except DlcertError as exc:
@@ -276,7 +292,7 @@ def run_check(
             " -- please report it, with the output of --debug",
         )
     return CheckOutcome(
-        file=str(weights),
+        file=spec.label or str(weights),
         data=str(data) if data is not None else None,
         certificate=cert,
         error=error,
@@ -301,5 +317,24 @@ def run_batch(
 def specs_for(
     weights: Sequence[Path], data: Path | None, options: CheckOptions
 ) -> list[CheckSpec]:
-    """The checks of ``dlcert check W1.npz W2.npz ... [--data D]``: one data file for all."""
-    return [CheckSpec(Path(w), data, options) for w in weights]
+    """The checks of ``dlcert check W1.npz W2.yaml ... [--data D]``: one data file for all.
+
+    A manifest with a ``checks:`` list gives one check per entry; a manifest that cannot be read
+    gives one check, which reports why when it runs.
+    """
+    out: list[CheckSpec] = []
+    for w in map(Path, weights):
+        entries = None
+        if is_manifest(w):
+            try:
+                entries = read_check_list(w)
+            except DlcertError:
+                entries = None  # reported as this file's error when the check runs
+        if entries:
+            out.extend(
+                CheckSpec(w, data, options, entry=m, label=f"{w} [checks {i}]")
+                for i, m in enumerate(entries, start=1)
+            )
+        else:
+            out.append(CheckSpec(w, data, options))
+    return out

@@ -35,7 +35,9 @@ MAX_BYTES = 1 << 20
 #: Deepest nesting of mappings and sequences accepted.
 MAX_DEPTH = 16
 
-ALLOWED_KEYS = ("weights", "layers", "data", "stats", "layout", "tolerances", "widths")
+ALLOWED_KEYS = ("weights", "layers", "data", "stats", "layout", "tolerances", "widths", "checks")
+#: Keys one entry of ``checks:`` may hold; the same keys at the top level are its defaults.
+ENTRY_KEYS = ("weights", "layers", "data", "stats", "layout", "tolerances")
 TOLERANCE_KEYS = ("gtol", "ftol")
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 _FLOAT64_EPS = float(np.finfo(np.float64).eps)
@@ -216,8 +218,57 @@ def parse_widths(text: str, what: str = "--widths") -> tuple[int, ...]:
 def read_manifest(path: Path) -> Manifest:
     """Parse and type-check a manifest (files are not opened yet)."""
     path = Path(path)
+    root = parse_yaml(path)
+    if "checks" in root:
+        read_check_list(path)  # a malformed list is reported as such
+        raise InputError(
+            f"{path}: lists several checks (checks:); `dlcert check {path}` runs them, "
+            "other commands take a manifest of one"
+        )
+    return _from_root(root, path, str(path))
+
+
+def read_check_list(path: Path) -> list[Manifest] | None:
+    """The entries of a manifest's ``checks:`` list (``None`` when it has none).
+
+    Each entry holds the keys of a single-check manifest (:data:`ENTRY_KEYS`); the same keys at
+    the top level are defaults that an entry overrides (``weights``/``layers`` and
+    ``data``/``stats`` count as one key each).
+    """
+    path = Path(path)
     source = str(path)
     root = parse_yaml(path)
+    if "checks" not in root:
+        return None
+    checks = root["checks"]
+    if not isinstance(checks, list) or not checks:
+        raise InputError(f"{source}: checks must be a non-empty list of mappings")
+    if "widths" in root:
+        raise InputError(f"{source}: widths is for dlcert landscape, not for a list of checks")
+    defaults = {k: v for k, v in root.items() if k in ENTRY_KEYS}
+    out = []
+    for i, entry in enumerate(checks, start=1):
+        where = f"{source}: checks[{i}]"
+        if not isinstance(entry, dict):
+            raise InputError(f"{where} must be a mapping of {', '.join(ENTRY_KEYS)}")
+        unknown = [k for k in entry if k not in ENTRY_KEYS]
+        if unknown:
+            raise InputError(
+                f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}; allowed keys: "
+                f"{', '.join(ENTRY_KEYS)}"
+            )
+        merged = dict(defaults)
+        for pair in (("weights", "layers"), ("data", "stats")):
+            if any(k in entry for k in pair):
+                for k in pair:
+                    merged.pop(k, None)
+        merged.update(entry)
+        out.append(_from_root(merged, path, where))
+    return out
+
+
+def _from_root(root: dict[str, Any], path: Path, source: str) -> Manifest:
+    """A :class:`Manifest` from a checked mapping; ``source`` names it in messages."""
     base = path.parent
     if "weights" in root and "layers" in root:
         raise InputError(f"{source}: give either weights or layers, not both")
