@@ -61,7 +61,9 @@ def test_one_bad_entry_does_not_hide_the_others(runner: CliRunner, workdir: Path
         ("widths: [4, 3]\nchecks:\n  - weights: a.npz\n", "widths is for dlcert landscape"),
     ],
 )
-def test_malformed_lists_are_one_line_errors(runner: CliRunner, tmp_path: Path, text: str, needle: str) -> None:
+def test_malformed_lists_are_one_line_errors(
+    runner: CliRunner, tmp_path: Path, text: str, needle: str
+) -> None:
     manifest = tmp_path / "bad.yaml"
     manifest.write_text(text)
     result = runner.invoke(app, ["check", str(manifest)])
