@@ -12,6 +12,7 @@ Any disagreement between independent routes, or a number too close to its tolera
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,6 +30,7 @@ from dlcert.errors import InputError
 from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT, spectrum
 from dlcert.objective import (
     PointCache,
+    frobenius,
     gradient,
     loss_of_product,
     relative_gradient_norms,
@@ -61,7 +63,29 @@ def certify(
     radius: float | None = None,
     seed: int = 0,
 ) -> Certificate:
-    """Certify the point ``weights`` (``W_1..W_N``, input to output) for the data ``stats``."""
+    """Certify the point ``weights`` (``W_1..W_N``, input to output) for the data ``stats``.
+
+    Floating-point overflow and invalid operations are not warned about: every quantity a
+    decision rests on is checked for finiteness, and a non-finite one decides nothing.
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        return _certify(weights, stats, gtol=gtol, ftol=ftol, eps=eps, dense_limit=dense_limit,
+                        time_budget=time_budget, n_extremes=n_extremes, radius=radius, seed=seed)
+
+
+def _certify(
+    weights: Sequence[np.ndarray],
+    stats: Statistics,
+    *,
+    gtol: float | None,
+    ftol: float | None,
+    eps: float | None,
+    dense_limit: int,
+    time_budget: float,
+    n_extremes: int,
+    radius: float | None,
+    seed: int,
+) -> Certificate:
     ws = tuple(np.asarray(w, dtype=np.float64) for w in weights)
     widths = widths_of(ws)
     if widths[0] != stats.dx or widths[-1] != stats.dy:
@@ -78,7 +102,13 @@ def certify(
     k = assumptions.k
     cache = PointCache.at(ws, stats)
     grads = gradient(ws, stats, cache)
-    gnorms = [float(np.linalg.norm(g)) for g in grads]
+    if not all(np.isfinite(g).all() for g in grads) or not np.isfinite(cache.E).all():
+        biggest = max(float(np.max(np.abs(w))) for w in ws)
+        raise InputError(
+            f"the products of the weights overflow float64 (largest |entry| {biggest:.3g}); "
+            "rescale the layers: W_i -> a W_i, W_(i+1) -> W_(i+1) / a changes no verdict"
+        )
+    gnorms = [frobenius(g) for g in grads]
     rel = relative_gradient_norms(cache, grads, stats)
     half_syy = 0.5 * stats.syy
     loss = loss_of_product(cache.R, stats)
@@ -93,7 +123,7 @@ def certify(
         ols_loss=ols_loss(stats, wh),
         gap=gap,
         relative_gap=gap / half_syy,
-        gradient_norm=float(np.sqrt(sum(g * g for g in gnorms))),
+        gradient_norm=math.hypot(*gnorms),
         relative_gradient_norm=max(rel),
         layer_gradient_norms=gnorms,
         layer_relative_gradient_norms=rel,

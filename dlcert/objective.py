@@ -9,6 +9,7 @@ Nothing here touches X or Y.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -119,6 +120,14 @@ def unflatten(vec: np.ndarray, shapes: Sequence[tuple[int, int]]) -> list[np.nda
     return out
 
 
+def frobenius(a: np.ndarray) -> float:
+    """``||a||_F`` without underflow or overflow (scaled by the largest entry first)."""
+    scale = float(np.max(np.abs(a))) if a.size else 0.0
+    if scale == 0.0 or not math.isfinite(scale):
+        return scale
+    return scale * float(np.linalg.norm(a / scale))
+
+
 def relative_gradient_norms(
     cache: PointCache, grads: Sequence[np.ndarray], stats: Statistics
 ) -> list[float]:
@@ -128,14 +137,26 @@ def relative_gradient_norms(
     ``||B_i X||_2 = sqrt(lambda_max(B_i Sxx B_i^T))``. Since ``dL/dW_i = A_i^T (RX - Y)(B_i X)^T``,
     Cauchy-Schwarz gives ``0 <= rho_i <= ||RX - Y||_F / ||Y||_F``, and rho_i does not change
     under X -> cX, W_1 -> W_1/c; Y -> cY, W_N -> cW_N; or W_i -> aW_i, W_{i+1} -> W_{i+1}/a.
-    A layer whose denominator vanishes has a zero gradient (rho_i = 0).
+    ``B_i`` is scaled to unit largest entry before it is squared, so tiny or huge weights do not
+    underflow or overflow. A vanishing denominator means a zero gradient in exact arithmetic
+    (rho_i = 0); a non-zero gradient over a vanishing denominator is reported as ``inf``.
     """
     y_norm = float(np.sqrt(stats.syy))
     out = []
     for i, g in enumerate(grads):
-        a_norm = float(np.linalg.norm(cache.A[i], 2))
+        g_norm = frobenius(g)
+        A = cache.A[i]
+        a_scale = float(np.max(np.abs(A))) if A.size else 0.0
+        a_norm = a_scale * float(np.linalg.norm(A / a_scale, 2)) if a_scale > 0 else 0.0
         B = cache.B[i]
-        bx = float(np.sqrt(max(0.0, float(np.linalg.eigvalsh(B @ stats.Sxx @ B.T)[-1]))))
+        scale = float(np.max(np.abs(B))) if B.size else 0.0
+        bx = 0.0
+        if scale > 0:
+            Bs = B / scale
+            bx = scale * float(np.sqrt(max(0.0, float(np.linalg.eigvalsh(Bs @ stats.Sxx @ Bs.T)[-1]))))
         den = a_norm * bx * y_norm
-        out.append(float(np.linalg.norm(g)) / den if den > 0 else 0.0)
+        if den > 0:
+            out.append(g_norm / den)
+        else:
+            out.append(0.0 if g_norm == 0 else math.inf)
     return out

@@ -15,6 +15,7 @@ from constructions import construct, random_data
 from oracles import kron_hessian, raw_loss
 
 from dlcert.certificate import Verdict
+from dlcert.errors import InputError
 from dlcert.certify import certify
 from dlcert.optimum import balanced_factorization, optimal_product, whiten
 from dlcert.statistics import Statistics
@@ -203,3 +204,15 @@ def test_fully_random_changes_of_basis(widths: list[int]) -> None:
             assert cert.verdict is oracle(stats, W, S, k_eff), (S, cert.reasons)
             if cert.witness is not None:
                 assert raw_loss(cert.witness.point, X, Y) < raw_loss(W, X, Y)
+
+
+def test_tiny_weights_are_not_critical_and_huge_ones_refused(rng: np.random.Generator) -> None:
+    """No underflow to a false 'critical': weights of size 1e-200 are not a critical point."""
+    X, Y = random_data(rng, 5, 2, 30)
+    stats = Statistics.from_data(X, Y)
+    W = [rng.standard_normal((3, 5)), rng.standard_normal((2, 3))]
+    tiny = certify([1e-200 * w for w in W], stats)
+    assert tiny.verdict is Verdict.NOT_CRITICAL
+    assert tiny.gradient_norm > 0
+    with pytest.raises(InputError, match="overflow"):
+        certify([1e200 * w for w in W], stats)
