@@ -121,7 +121,7 @@ RequireOpt = Annotated[
 @app.command(epilog=EXIT_CODES_HELP + " " + BATCH_HELP)
 def check(
     weights: Annotated[list[Path], typer.Argument(
-        metavar="WEIGHTS", help="Weights: one or more .npz with W1..WN (and X, Y or statistics) or YAML manifests.")],
+        metavar="WEIGHTS", help="Weights: one or more .npz with W1..WN (and X, Y or statistics), YAML manifests, or .safetensors / PyTorch state_dict files (.pt, .pth, .bin; data then from --data).")],
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Data .npz: X and Y, or Sxx, Syx, syy, m.")] = None,
     fmt: FormatOpt = Format.TEXT,
     gtol: Annotated[float | None, typer.Option(help="Relative gradient tolerance (default from input precision).")] = None,

@@ -11,6 +11,10 @@ File contents (array names inside an ``.npz``):
 - raw data: ``X`` and ``Y`` (layout ``(d, m)`` or ``(m, d)``, see :class:`Layout`);
 - statistics: ``Sxx``, ``Syx``, ``syy``, ``m`` (see :class:`dlcert.statistics.Statistics`);
 - metadata: any name starting with ``meta_`` (a 0-d array: number, bool or unicode string).
+
+Weights may also come from ``.safetensors`` and PyTorch ``state_dict`` files (``.pt``,
+``.pth``, ``.bin``); :func:`load_problem` hands those to :mod:`dlcert.formats` by suffix, and
+their data must then come from a separate ``.npz``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from dlcert import formats
 from dlcert.errors import InputError
-from dlcert.formats import is_foreign, read_foreign
 from dlcert.statistics import Statistics, eps_of
 from dlcert.validation import (
     check_data,
@@ -93,7 +97,8 @@ class Problem:
     stats : the sufficient statistics of the data (``stats.eps == eps``).
     eps : machine epsilon of the coarsest floating dtype among the stored weights and data
         (float32 anywhere gives float32's 1.19e-7; integers count as float64; never below
-        float64's 2.2e-16 since everything is computed in float64). A statistics file's
+        float64's 2.2e-16 since everything is computed in float64; float16 gives 2**-10 and
+        bfloat16 weights, widened to float32 on reading, 2**-7). A statistics file's
         ``meta_eps`` (the precision of the raw data it was computed from) counts too.
     weights_source, data_source : the files the weights and the data came from.
     """
@@ -313,6 +318,9 @@ def load_problem(
 ) -> Problem:
     """Load and validate weights and data into a :class:`Problem`.
 
+    ``weights_path`` is an ``.npz``, or a safetensors / PyTorch file (:mod:`dlcert.formats`,
+    chosen by suffix), which holds weights only, so ``data_path`` is then required.
+
     The data comes from ``data_path`` when given, otherwise from the weights file itself. It is
     either raw samples ``X``, ``Y`` (statistics computed here, ``layout`` as in
     :func:`dlcert.validation.check_data`) or statistics ``Sxx, Syx, syy, m``; a file holding
@@ -321,9 +329,23 @@ def load_problem(
     """
     weights_path = Path(weights_path)
     weights_source = str(weights_path)
-    arrays = read_foreign(weights_path) if is_foreign(weights_path) else read_npz(weights_path)
+    kind = formats.format_of(weights_path)
+    floor = 0.0  # precision numpy cannot see in the arrays (bfloat16 widened to float32)
+    names: dict[str, str] = {}
+    if kind is None:
+        arrays = read_npz(weights_path)
+    else:
+        foreign = formats.read_weights(weights_path)
+        arrays, names, floor = foreign.arrays, foreign.names, foreign.eps
+        if data_path is None:
+            raise InputError(
+                f"{weights_source}: a {kind} file holds only weights; pass --data DATA.npz "
+                "(X, Y or Sxx, Syx, syy, m)"
+            )
     keys = _weight_keys(arrays, weights_source)
-    weights = check_weight_chain([arrays[k] for k in keys], weights_source)
+    weights = check_weight_chain(
+        [arrays[k] for k in keys], weights_source, [names.get(k, k) for k in keys]
+    )
     precisions = [arrays[k] for k in keys]
     dx, dy = int(weights[0].shape[1]), int(weights[-1].shape[0])
 
@@ -352,7 +374,7 @@ def load_problem(
                 "expected both X and Y"
             )
         X, Y = check_data(data["X"], data["Y"], dx, dy, layout, data_source)
-        eps = _precision([*precisions, data["X"], data["Y"]])
+        eps = max(_precision([*precisions, data["X"], data["Y"]]), floor)
         stats = Statistics.from_data(X, Y, eps=eps)
     else:
         missing = [k for k in STATS_KEYS if k not in data]
@@ -364,7 +386,7 @@ def load_problem(
         Sxx, Syx, syy, m = check_statistics(
             data["Sxx"], data["Syx"], data["syy"], data["m"], dx, dy, data_source
         )
-        eps = _precision([*precisions, data["Sxx"], data["Syx"], data["syy"]])
+        eps = max(_precision([*precisions, data["Sxx"], data["Syx"], data["syy"]]), floor)
         recorded = _meta_eps(data_file, data_source)
         if recorded is not None:
             eps = max(eps, recorded)

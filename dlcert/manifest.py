@@ -2,7 +2,7 @@
 
 ::
 
-    weights: model.npz            # or  layers: [W1.npy, W2.npy]  or inline nested lists
+    weights: model.npz            # or .safetensors/.pt; or  layers: [W1.npy, W2.npy]  or inline lists
     data: train.npz               # or  stats: train-stats.npz
     layout: columns               # columns = (d, m), rows = (m, d)
     tolerances: {gtol: 1.0e-6, ftol: 1.0e-9}
@@ -47,7 +47,8 @@ _FLOAT64_EPS = float(np.finfo(np.float64).eps)
 class Manifest:
     """A parsed manifest; paths are absolute (resolved against the manifest's directory).
 
-    source : the manifest file. weights : ``.npz`` with ``W1..WN`` (or ``None``).
+    source : the manifest file. weights : ``.npz`` with ``W1..WN``, or a safetensors / PyTorch
+    file (:mod:`dlcert.formats`), or ``None``.
     layers : per layer either an ``.npy`` path or an inline float64 matrix (or ``None``).
     data : raw or statistics ``.npz``; stats : statistics ``.npz`` (at most one of the two).
     layout : data layout or ``None`` (infer). gtol, ftol : tolerances or ``None`` (defaults).

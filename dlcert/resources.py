@@ -10,6 +10,10 @@ Two checkpoints:
    dtype, no data) and estimates loading: every array as stored plus a float64 copy. This
    also stops a small compressed archive that declares a huge array (a "zip bomb") before
    ``np.load`` allocates it. Anything it cannot parse is left to the loader, which reports it.
+   A safetensors or PyTorch file (:mod:`dlcert.formats`) is not opened: its tensors are about
+   its size, so loading is estimated as :data:`FOREIGN_FACTOR` times the file size (tensors as
+   read, plus the float64 copy validation makes of float32 weights; float16/bfloat16 files
+   need up to about 7 times their size, so this is a guide there, not a bound).
 2. :func:`guard_certify` estimates certification from the widths ``d_0..d_N``
    (:func:`certify_estimate`): the weights and their partial products (``A_i``, ``B_i``,
    ``A_i^T E``, ``E B_i^T``), whitening (eigen/singular decompositions of ``dx x dx`` and
@@ -37,10 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from dlcert.errors import InputError, ResourceError
+from dlcert.formats import format_of
 from dlcert.io import read_member_header
 
 ENV_LIMIT = "DLCERT_MEMORY_LIMIT"
 _FLOAT = 8  # bytes per float64
+FOREIGN_FACTOR = 3
+"""Loading a safetensors / PyTorch file needs about this many times its size (module doc)."""
 _SUFFIX = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _LIMIT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
 _CGROUP_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
@@ -164,17 +171,28 @@ def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]
 
 
 def load_estimate(paths: Iterable[Path]) -> Estimate:
-    """Arrays as stored plus a float64 copy of each (validation converts to float64)."""
+    """Arrays as stored plus a float64 copy of each (validation converts to float64).
+
+    Safetensors and PyTorch files count :data:`FOREIGN_FACTOR` times their size.
+    """
     total = 0
-    biggest: tuple[str, tuple[int, ...], int] = ("", (), 0)
+    biggest, dominant = 0, "no arrays"
     for path in paths:
+        if format_of(path) is not None:
+            try:
+                size = FOREIGN_FACTOR * Path(path).stat().st_size
+            except OSError:  # the loader says why
+                continue
+            total += size
+            if size > biggest:
+                biggest, dominant = size, f"the tensors of {Path(path).name}"
+            continue
         for name, shape, dtype in npz_member_shapes(path):
             count = int(np.prod(shape, dtype=object)) if shape else 1
             size = count * (int(dtype.itemsize) + _FLOAT)
             total += size
-            if size > biggest[2]:
-                biggest = (f"{Path(path).name}:{name}", shape, size)
-    dominant = f"array {biggest[0]} of shape {biggest[1]}" if biggest[2] else "no arrays"
+            if size > biggest:
+                biggest, dominant = size, f"array {Path(path).name}:{name} of shape {shape}"
     return Estimate("loading", total, dominant)
 
 

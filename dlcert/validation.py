@@ -152,21 +152,31 @@ def check_matrix(a: Any, name: str, source: str = "") -> np.ndarray:
     return out
 
 
-def check_weight_chain(weights: Sequence[Any], source: str = "") -> tuple[np.ndarray, ...]:
+def check_weight_chain(
+    weights: Sequence[Any], source: str = "", names: Sequence[str] | None = None
+) -> tuple[np.ndarray, ...]:
     """Validate ``W1..WN`` (input to output) and that their shapes compose.
 
-    ``W_i`` has shape ``(d_i, d_{i-1})``, so ``W_{i+1}.shape[1] == W_i.shape[0]``.
+    ``W_i`` has shape ``(d_i, d_{i-1})``, so ``W_{i+1}.shape[1] == W_i.shape[0]``. ``names``
+    (optional, one per layer) are the layers' names in the file, shown beside ``W_i`` in
+    messages when they differ from it: ``W2 (fc2.weight)``.
     """
     if len(weights) == 0:
         raise _fail(source, "no weight matrices; expected W1..WN with N >= 1")
-    out = tuple(check_matrix(w, f"W{i}", source) for i, w in enumerate(weights, start=1))
+    labels = [f"W{i}" for i in range(1, len(weights) + 1)]
+    if names is not None:
+        labels = [
+            label if name == label else f"{label} ({_printable(name)})"
+            for label, name in zip(labels, names, strict=True)
+        ]
+    out = tuple(check_matrix(w, label, source) for w, label in zip(weights, labels, strict=True))
     for i in range(1, len(out)):
         below, above = out[i - 1], out[i]
         if above.shape[1] != below.shape[0]:
             raise _fail(
                 source,
-                f"W{i + 1} has {above.shape[1]} columns but W{i} has {below.shape[0]} rows "
-                f"(W{i + 1} shape {above.shape}, W{i} shape {below.shape}); "
+                f"{labels[i]} has {above.shape[1]} columns but {labels[i - 1]} has "
+                f"{below.shape[0]} rows (W{i + 1} shape {above.shape}, W{i} shape {below.shape}); "
                 f"expected W{i + 1}.shape[1] == W{i}.shape[0]",
             )
     return out
