@@ -175,7 +175,8 @@ def test_count_is_exact_and_enumeration_is_lazy() -> None:
     widths = [80, 40, 40, 80]
     t0 = time.perf_counter()
     ls = map_landscape(stats, widths, rows=10)
-    assert time.perf_counter() - t0 < 5.0
+    # Listing 6.6e23 sets would never return; the bound is loose (not a timing test).
+    assert time.perf_counter() - t0 < 60.0
     assert ls.critical_value_count == sum(math.comb(80, j) for j in range(41))  # ~6.6e23
     assert len(ls.critical_values) == 10
     out = json.loads(json.dumps(ls.to_dict(), allow_nan=False))
