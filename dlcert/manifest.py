@@ -101,6 +101,15 @@ def _scan(text: str, source: str) -> None:
         raise InputError(f"{source}: not valid YAML ({_one_line(exc)})") from exc
 
 
+def _refuse_unknown(mapping: dict[Any, Any], allowed: tuple[str, ...], where: str) -> None:
+    unknown = [k for k in mapping if k not in allowed]
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}; allowed keys: "
+            f"{', '.join(allowed)}"
+        )
+
+
 def parse_yaml(path: Path) -> dict[str, Any]:
     """The manifest's root mapping (bounded size, no aliases, ``yaml.safe_load``)."""
     path = Path(path)
@@ -129,12 +138,7 @@ def parse_yaml(path: Path) -> dict[str, Any]:
     bad = [k for k in root if not isinstance(k, str)]
     if bad:
         raise InputError(f"{source}: key {bad[0]!r} is not a string; allowed keys: {', '.join(ALLOWED_KEYS)}")
-    unknown = [k for k in root if k not in ALLOWED_KEYS]
-    if unknown:
-        raise InputError(
-            f"{source}: unknown key(s) {', '.join(repr(k) for k in unknown)}; allowed keys: "
-            f"{', '.join(ALLOWED_KEYS)}"
-        )
+    _refuse_unknown(root, ALLOWED_KEYS, source)
     return root
 
 
@@ -252,12 +256,7 @@ def read_check_list(path: Path) -> list[Manifest] | None:
         where = f"{source}: checks[{i}]"
         if not isinstance(entry, dict):
             raise InputError(f"{where} must be a mapping of {', '.join(ENTRY_KEYS)}")
-        unknown = [k for k in entry if k not in ENTRY_KEYS]
-        if unknown:
-            raise InputError(
-                f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}; allowed keys: "
-                f"{', '.join(ENTRY_KEYS)}"
-            )
+        _refuse_unknown(entry, ENTRY_KEYS, where)
         merged = dict(defaults)
         for pair in (("weights", "layers"), ("data", "stats")):
             if any(k in entry for k in pair):
