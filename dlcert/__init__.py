@@ -7,17 +7,23 @@ The flow is data -> statistics -> certificate -> report::
     print(cert.verdict, cert.gap)
 """
 
-from dlcert.certificate import Certificate, ExitCode, Verdict
+from dlcert.certificate import Certificate, ExitCode, Reason, Verdict
+from dlcert.certification import certify
+from dlcert.decide import Evidence, decide
 from dlcert.errors import DlcertError, InputError, ResourceError
 from dlcert.statistics import Statistics
 
 __all__ = [
     "Certificate",
     "DlcertError",
+    "Evidence",
     "ExitCode",
     "InputError",
+    "Reason",
     "ResourceError",
     "Statistics",
     "Verdict",
+    "certify",
+    "decide",
 ]
 __version__ = "0.1.0"

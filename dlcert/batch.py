@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcert.certificate import Certificate, ExitCode, Verdict, to_builtin
-from dlcert.certify import certify
+from dlcert.certification import certify
 from dlcert.errors import DlcertError, InputError, ResourceError
 from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.io import Layout

@@ -55,11 +55,16 @@ _VERDICT_EXIT = {
 class Tolerances:
     """Tolerances a certificate was judged with (all relative, see ``dlcert.tolerances``).
 
-    gtol : bound on the relative gradient norm for "critical".
-    ftol : bound on ``gap / (syy/2)`` for "global".
-    rank_rtol : singular values below ``rank_rtol * sigma_max`` count as zero.
-    hessian_rtol : eigenvalues below ``-hessian_rtol * |lambda_max|`` count as negative.
+    gtol : bound on the relative gradient norm for "critical" (the larger of ``gtol_requested``
+        and ``gradient_floor``).
+    ftol : bound on ``gap / (syy/2)`` for "global", and on ``|L - c_S| / (syy/2)`` for "at the
+        critical value c_S" (each widened by the error bound of the measured quantity).
+    rank_rtol : singular values below ``rank_rtol * max(sigma_max, product scale)`` count as zero.
+    hessian_rtol : curvature below ``-hessian_rtol * |lambda_max|`` counts as negative.
     eps : machine epsilon of the input precision the defaults were derived from.
+    gtol_requested : the gradient tolerance asked for (or its default from ``eps``).
+    gradient_floor : how far rounding the stored weights to ``eps`` can move the relative
+        gradient of an exact critical point (``eps * kappa``, ``kappa`` the products' scale).
     """
 
     gtol: float
@@ -67,6 +72,37 @@ class Tolerances:
     rank_rtol: float
     hessian_rtol: float
     eps: float
+    gtol_requested: float = 0.0
+    gradient_floor: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a verdict was given (or not): a stable ``code`` a CI job can branch on, and a message."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.code}]"
+
+
+@dataclass(frozen=True)
+class CriticalValue:
+    """The critical value a verdict rests on (SPEC §4: ``c_S = L_ols + 1/2 sum_{i not in S} s_i^2``).
+
+    index_set : the learned set S (1-based), read from the product's column space.
+    value : ``c_S`` (loss units). excess : ``(L - c_S) / (syy/2)``, computed stably.
+    above_optimum : ``(c_S - L*) / (syy/2)`` (0 for the global value).
+    error : bound on the error of ``excess`` and of the relative gap (statistics held to
+        rounding, arithmetic), relative to ``syy/2``.
+    """
+
+    index_set: list[int] | None
+    value: float | None
+    excess: float | None
+    above_optimum: float | None
+    error: float
 
 
 @dataclass(frozen=True)
@@ -124,6 +160,9 @@ class HessianSpectrum:
     extremes : further smallest eigenvalues requested with ``--eigs``.
     hvp_count : Hessian-vector products spent (the dense path counts the n columns).
     extreme_residuals : ``||H v - lambda v|| / |lambda_max|`` of each of ``extremes``.
+    min_eigenvalue_error, max_eigenvalue_error : bounds on the error of the extremes (dense:
+        rounding of H and of ``eigh``; iterative: the residual norm).
+    normalized : eigenvalues are those of the exactly rescaled problem (``dlcert.normalize``).
     """
 
     min_eigenvalue: float | None
@@ -137,6 +176,9 @@ class HessianSpectrum:
     extremes: list[float] = field(default_factory=list)
     hvp_count: int = 0
     extreme_residuals: list[float] = field(default_factory=list)
+    min_eigenvalue_error: float | None = None
+    max_eigenvalue_error: float | None = None
+    normalized: bool = True
 
 
 @dataclass(frozen=True)
@@ -182,8 +224,12 @@ class Certificate:
     singular_values : singular values s_i of the whitened target ``T``.
     rank_rule : the strictness rule's result; hessian : the measured spectrum.
     theorems : the SPEC §5 table; witness : escape witness for saddles, else ``None``.
-    reasons : why inconclusive, and notes; tolerances : what everything was judged with.
+    reasons : why the verdict (first: the rule that decided), then notes; each with a code.
+    tolerances : what everything was judged with.
     m : number of samples the statistics came from.
+    critical_value : the critical value the verdict rests on.
+    rule : the code of the rule of :func:`dlcert.decide.decide` that gave the verdict.
+    evidence : every number and threshold the rule table read (re-derive the verdict from it).
     """
 
     verdict: Verdict
@@ -208,9 +254,12 @@ class Certificate:
     hessian: HessianSpectrum
     theorems: list[TheoremCheck]
     witness: Witness | None
-    reasons: list[str]
+    reasons: list[Reason]
     tolerances: Tolerances
     m: int
+    critical_value: CriticalValue | None = None
+    rule: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> ExitCode:

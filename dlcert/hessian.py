@@ -32,7 +32,7 @@ Honesty. ``converged`` means the reported pair has ``||H v - lambda v|| <= rtol 
 A negative ``lambda`` with a small residual proves negative curvature (there is an eigenvalue
 within the residual, and the Rayleigh quotient is an upper bound on ``lambda_min``). An
 iterative solver cannot prove that no smaller eigenvalue exists: a converged ``lambda_min >= 0``
-from LOBPCG is a measurement, and :mod:`dlcert.certify` says so.
+from LOBPCG is a measurement, and :mod:`dlcert.evidence` says so.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator
 from dlcert.certificate import HessianSpectrum
 from dlcert.objective import PointCache, flatten
 from dlcert.statistics import Statistics
+from dlcert.tolerances import DENSE_EIG_GAMMA, EPS64
 
 #: Seconds the iterative eigen-solver may spend by default (about 27 s converge 10^6 parameters).
 DEFAULT_TIME_BUDGET = 30.0
@@ -244,7 +245,7 @@ def spectrum(
         return _dense_spectrum(stats, cache, engine, n_extremes, rq, t0)
     if is_zero_operator(engine, seed):
         zero = HessianSpectrum(0.0, 0.0, "lanczos", True, 1, 0.0, time.perf_counter() - t0, rq,
-                               [0.0] * n_extremes, engine.count, [0.0] * n_extremes)
+                               [0.0] * n_extremes, engine.count, [0.0] * n_extremes, 0.0, 0.0)
         return zero, None
     rng = np.random.default_rng(seed)
     engine.deadline = t0 + time_budget
@@ -300,6 +301,9 @@ def spectrum(
         float(lam[0]), lam_max, "lobpcg", converged, iters, float(res[0]),
         time.perf_counter() - t0, rq, [float(x) for x in lam[:n_extremes]], engine.count,
         [float(r) for r in res[:n_extremes]],
+        # ||H v - lambda v|| bounds the distance from lambda to the nearest eigenvalue.
+        float(res[0]) * scale if math.isfinite(float(res[0])) else None,
+        LAMBDA_MAX_RTOL * abs(lam_max) if lam_max is not None else None,
     )
     return result, X[:, 0]
 
@@ -317,9 +321,10 @@ def _dense_spectrum(
     scale = max(abs(lam[0]), abs(lam[-1]), np.finfo(np.float64).tiny)
     res = np.linalg.norm(H @ vecs[:, : max(1, n_extremes)] - vecs[:, : max(1, n_extremes)]
                          * lam[: max(1, n_extremes)], axis=0) / scale
+    err = DENSE_EIG_GAMMA * math.sqrt(engine.n) * EPS64 * float(scale)
     dense = HessianSpectrum(
         float(lam[0]), float(lam[-1]), "dense", True, engine.n, float(res[0]),
         time.perf_counter() - t0, rq, [float(x) for x in lam[:n_extremes]], engine.count,
-        [float(r) for r in res[:n_extremes]],
+        [float(r) for r in res[:n_extremes]], err, err,
     )
     return dense, vecs[:, 0]

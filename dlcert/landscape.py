@@ -28,7 +28,6 @@ import numpy as np
 
 from dlcert.assumptions import Assumptions, measure_assumptions
 from dlcert.certificate import TheoremCheck, Tolerances, to_builtin
-from dlcert.certify import SXX_RTOL
 from dlcert.errors import InputError
 from dlcert.optimum import (
     Whitening,
@@ -41,7 +40,7 @@ from dlcert.optimum import (
 from dlcert.statistics import Statistics
 from dlcert.strictness import TIE_RTOL, near_tie, sigma_rank
 from dlcert.theorems import theorem_table
-from dlcert.tolerances import default_tolerances
+from dlcert.tolerances import SXX_RTOL, default_tolerances
 
 LANDSCAPE_SCHEMA = "dlcert.landscape/1"
 

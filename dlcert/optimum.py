@@ -23,6 +23,10 @@ class Whitening:
     S, S_pinv : ``Sxx^{1/2}`` and its pseudo-inverse.
     T : ``Syx S^+``; U, s, Vt : its full SVD factors (s descending, length min(dy, dx)).
     sxx_eigenvalues : eigenvalues of Sxx, descending; sxx_rank : numerical rank of Sxx.
+    noise : the absolute eigenvalue cutoff ``rtol * lambda_max(Sxx)``.
+    dropped_signal : ``sum_j min(syy, ||Syx q_j||^2 / noise)`` over the eigenvectors ``q_j`` of Sxx
+        below the cutoff: how much ``||T||_F^2`` could have held in directions the statistics
+        carry only to rounding (0 when Y does not load on them).
     """
 
     S: np.ndarray
@@ -33,6 +37,8 @@ class Whitening:
     Vt: np.ndarray
     sxx_eigenvalues: np.ndarray
     sxx_rank: int
+    noise: float = 0.0
+    dropped_signal: float = 0.0
 
     @property
     def sxx_condition(self) -> float:
@@ -52,6 +58,11 @@ def whiten(stats: Statistics, rtol: float) -> Whitening:
     S_pinv = (Q * inv_root) @ Q.T
     T = stats.Syx @ S_pinv
     U, s, Vt = np.linalg.svd(T, full_matrices=True)
+    noise = rtol * lam_max
+    dropped = 0.0
+    if noise > 0 and not np.all(keep):
+        load = np.sum((stats.Syx @ Q[:, ~keep]) ** 2, axis=0)
+        dropped = float(np.sum(np.minimum(stats.syy, load / noise)))
     return Whitening(
         S=S,
         S_pinv=S_pinv,
@@ -61,6 +72,8 @@ def whiten(stats: Statistics, rtol: float) -> Whitening:
         Vt=Vt,
         sxx_eigenvalues=np.clip(lam, 0.0, None),
         sxx_rank=int(np.count_nonzero(keep)),
+        noise=noise,
+        dropped_signal=dropped,
     )
 
 
@@ -94,6 +107,19 @@ def rank_excess(R: np.ndarray, wh: Whitening, r: int) -> float:
     T_rest = wh.T - T_r
     D = RS - T_r
     return float(0.5 * np.vdot(D, D) - np.vdot(RS, T_rest))
+
+
+def set_excess(R: np.ndarray, wh: Whitening, index_set: Iterable[int]) -> float:
+    """``L(R) - c_I`` for the critical value ``c_I = L_ols + 1/2 sum_{i not in I} s_i^2``, stably.
+
+    With ``T_I = sum_{i in I} s_i u_i v_i^T``: ``1/2 ||R S - T_I||^2 - <R S, T - T_I>`` (zero at a
+    critical point whose learned set is I; :func:`rank_excess` is the top-r case).
+    """
+    idx = sorted(i - 1 for i in index_set if i <= wh.s.size)  # u_i beyond s have s_i = 0
+    RS = R @ wh.S
+    T_I = (wh.U[:, idx] * wh.s[idx]) @ wh.Vt[idx]
+    D = RS - T_I
+    return float(0.5 * np.vdot(D, D) - np.vdot(RS, wh.T - T_I))
 
 
 def optimal_product(wh: Whitening, k: int) -> np.ndarray:

@@ -81,15 +81,20 @@ class NumericalRank:
     ambiguous: bool
 
 
-def numerical_rank(a: np.ndarray, rtol: float) -> NumericalRank:
-    """Numerical rank: singular values above ``rtol * sigma_max`` count (an all-zero matrix has rank 0)."""
+def numerical_rank(a: np.ndarray, rtol: float, scale: float = 0.0) -> NumericalRank:
+    """Numerical rank: singular values above ``rtol * max(sigma_max, scale)`` count.
+
+    ``scale`` is the magnitude the rounding errors of ``a`` are proportional to when ``a`` is a
+    product whose factors are much larger than it (:func:`product_scale`); an all-zero matrix
+    has rank 0.
+    """
     if a.size == 0:
         return NumericalRank(0, np.zeros(0), 0.0, 0.0, False)
     sv = np.linalg.svd(a, compute_uv=False)
     smax = float(sv[0]) if sv.size else 0.0
     if smax == 0.0:
         return NumericalRank(0, sv, 0.0, 0.0, False)
-    cutoff = rtol * smax
+    cutoff = rtol * max(smax, scale)
     rank = int(np.count_nonzero(sv > cutoff))
     above = float(sv[rank - 1]) if rank > 0 else smax
     below = float(sv[rank]) if rank < sv.size else 0.0
@@ -98,6 +103,45 @@ def numerical_rank(a: np.ndarray, rtol: float) -> NumericalRank:
         np.any((sv > cutoff / AMBIGUITY_FACTOR) & (sv <= cutoff * AMBIGUITY_FACTOR))
     )
     return NumericalRank(rank, sv, cutoff, gap, ambiguous)
+
+
+def product_scale(factors: Sequence[np.ndarray]) -> float:
+    """``max_j ||M_k..M_(j+1)||_2 ||M_j||_2 ||M_(j-1)..M_1||_2`` for ``P = M_k ... M_1``.
+
+    Rounding ``M_j`` (storage or arithmetic) moves ``P`` by about eps times this; it equals
+    ``||P||_2`` up to the factors' conditioning, and is far larger when a change of basis between
+    the factors is ill-conditioned (a gauge ``W_i -> G_i W_i G_(i-1)^-1``). Factors are given in
+    the order they apply (``factors[0]`` first).
+    """
+    k = len(factors)
+    if k == 0:
+        return 0.0
+    below = [np.eye(factors[0].shape[1])]
+    for m in factors[:-1]:
+        below.append(m @ below[-1])
+    best = 0.0
+    above = np.eye(factors[-1].shape[0])
+    for j in range(k - 1, -1, -1):
+        term = _norm2(above) * _norm2(factors[j]) * _norm2(below[j])
+        best = max(best, term)
+        above = above @ factors[j]
+    return best
+
+
+def chain_rank(factors: Sequence[np.ndarray], rtol: float) -> tuple[np.ndarray, NumericalRank]:
+    """The product ``M_k ... M_1`` of ``factors`` (``factors[0]`` first) and its numerical rank,
+    judged against the scale its rounding errors are proportional to (:func:`product_scale`)."""
+    out = factors[0]
+    for m in factors[1:]:
+        out = m @ out
+    scale = product_scale(factors) if len(factors) > 1 else 0.0
+    return out, numerical_rank(out, rtol, scale)
+
+
+def _norm2(a: np.ndarray) -> float:
+    if a.size == 0 or not np.any(a):
+        return 0.0
+    return float(np.linalg.norm(a, 2))
 
 
 def null_space(a: np.ndarray, rtol: float) -> np.ndarray:

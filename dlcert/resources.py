@@ -210,7 +210,7 @@ def guard_files(paths: Sequence[Path | None]) -> None:
 def certify_estimate(
     widths: Sequence[int], *, dense_limit: int, n_extremes: int = 0
 ) -> Estimate:
-    """Peak bytes of :func:`dlcert.certify.certify` for widths ``[d_0, ..., d_N]``."""
+    """Peak bytes of :func:`dlcert.certification.certify` for widths ``[d_0, ..., d_N]``."""
     d = [int(x) for x in widths]
     n = len(d) - 1
     dx, dy = d[0], d[-1]

@@ -21,7 +21,7 @@ import numpy as np
 
 from dlcert.certificate import RankRule, Tolerances
 from dlcert.optimum import Whitening, rank_excess, whiten
-from dlcert.products import AMBIGUITY_FACTOR, Weights, chain, numerical_rank
+from dlcert.products import AMBIGUITY_FACTOR, Weights, chain_rank, numerical_rank
 from dlcert.statistics import Statistics
 
 #: Squared singular values closer than this (relative to s_1^2) are an exact tie.
@@ -98,8 +98,7 @@ def rank_rule(
         return undecided(f"Syx has rank {syx.rank} < min(dx, dy) = {min(dx, dy)}; the rule assumes full rank")
     k_eff = min(k, sigma_rank(wh, tol.rank_rtol))
 
-    R = chain(weights, 1, n)
-    rk = numerical_rank(R, tol.rank_rtol)
+    R, rk = chain_rank(list(weights), tol.rank_rtol)
     if rk.ambiguous:
         return undecided(_ambiguity("R", rk.singular_values, rk.cutoff))
     r = rk.rank
@@ -119,12 +118,12 @@ def rank_rule(
 
     Sxy = stats.Syx.T
     j_b, ambiguity = _first_of_rank(
-        ((b, chain(weights, 1, b) @ Sxy, f"W_{b}...W_1 Sxy") for b in range(1, n + 1)),
+        ((b, [Sxy, *weights[:b]], f"W_{b}...W_1 Sxy") for b in range(1, n + 1)),
         r, tol.rank_rtol,
     )
     if ambiguity is None:
         j_t, ambiguity = _first_of_rank(
-            ((a, chain(weights, a, n), f"W_{n}...W_{a}") for a in range(n, 0, -1)),
+            ((a, list(weights[a - 1 :]), f"W_{n}...W_{a}") for a in range(n, 0, -1)),
             r, tol.rank_rtol,
         )
     if ambiguity is not None:
@@ -134,7 +133,7 @@ def rank_rule(
                          index_set=index_set, top_set=True)
     tightened = False
     if j_b + 2 <= j_t:
-        mid = numerical_rank(chain(weights, j_b + 1, j_t - 1), tol.rank_rtol)
+        mid = chain_rank(list(weights[j_b : j_t - 1]), tol.rank_rtol)[1]
         if mid.ambiguous:
             return undecided(
                 _ambiguity(f"W_{j_t - 1}...W_{j_b + 1}", mid.singular_values, mid.cutoff),
@@ -146,11 +145,11 @@ def rank_rule(
 
 
 def _first_of_rank(
-    candidates: Iterator[tuple[int, np.ndarray, str]], r: int, rtol: float
+    candidates: Iterator[tuple[int, list[np.ndarray], str]], r: int, rtol: float
 ) -> tuple[int | None, str | None]:
-    """The first index whose matrix has rank exactly r, or why a rank was ambiguous."""
-    for index, matrix, name in candidates:
-        nr = numerical_rank(matrix, rtol)
+    """The first index whose product of factors has rank exactly r, or why a rank was ambiguous."""
+    for index, factors, name in candidates:
+        nr = chain_rank(factors, rtol)[1]
         if nr.ambiguous:
             return None, _ambiguity(name, nr.singular_values, nr.cutoff)
         if nr.rank == r:

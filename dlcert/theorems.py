@@ -17,7 +17,7 @@ from dlcert.assumptions import Assumptions
 from dlcert.certificate import RankRule, TheoremCheck, Tolerances
 from dlcert.objective import PointCache
 from dlcert.optimum import Whitening
-from dlcert.products import Weights, chain, numerical_rank
+from dlcert.products import Weights, chain_rank, numerical_rank
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,14 @@ def measure_point(
     """Measure the point-dependent conditions."""
     n = len(weights)
     rtol = tol.rank_rtol
-    hidden_rank = numerical_rank(chain(weights, 2, n - 1), rtol).rank if n >= 3 else None
+    hidden_rank = chain_rank(list(weights[1 : n - 1]), rtol)[1].rank if n >= 3 else None
     min_hidden = min(a.widths[1:-1]) if n >= 2 else None
     p = a.bottleneck_layers[0] if a.bottleneck_layers else None
     top_rank = sine = ape = ebp = None
     factor_ranks = None
     if p is not None:
         Ap = cache.A[p - 1]  # W_N ... W_{p+1}
-        nr = numerical_rank(Ap, rtol)
+        nr = chain_rank(list(weights[p:]), rtol)[1] if p < n else chain_rank([Ap], rtol)[1]
         top_rank = nr.rank
         if nr.rank > 0:
             Q = np.linalg.svd(Ap, full_matrices=False)[0][:, : nr.rank]

@@ -26,7 +26,31 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from dlcert.certificate import Tolerances
+
+#: Machine epsilon of float64, the precision every computation runs in.
+EPS64 = float(np.finfo(np.float64).eps)
+
+#: Relative eigenvalue cutoff of Sxx for whitening. Eigenvalues of the float64 statistics are
+#: accurate to a few eps * lambda_max; directions below the cutoff are treated as absent and
+#: whatever Y could hold in them is counted as uncertainty of L* (``Whitening.dropped_signal``).
+SXX_RTOL = 100.0 * EPS64
+
+#: A gradient tolerance raised above this by the stored precision (``gradient_floor``) decides
+#: nothing: the point is ``inconclusive`` rather than certified by a tolerance that would pass
+#: almost anything.
+GTOL_CEILING = 1e-3
+
+#: The arithmetic error bound of the gap is ``GAP_GAMMA * N * eps`` times the products' scale.
+GAP_GAMMA = 4.0
+
+#: Widths up to which an ill-conditioned product is re-evaluated in extended precision.
+EXTENDED_MAX_WIDTH = 300
+
+#: Error bound of a dense eigenvalue: ``DENSE_EIG_GAMMA * sqrt(n) * eps * max |lambda|``.
+DENSE_EIG_GAMMA = 10.0
 
 
 def default_tolerances(
@@ -45,4 +69,15 @@ def default_tolerances(
         rank_rtol=100.0 * d * eps,
         hessian_rtol=max(g, 100.0 * d * math.sqrt(n) * eps),
         eps=eps,
+        gtol_requested=g,
+        gradient_floor=0.0,
+    )
+
+
+def with_gradient_floor(tol: Tolerances, floor: float) -> Tolerances:
+    """``tol`` with ``gtol = max(gtol_requested, floor)`` (and the Hessian tolerance following it)."""
+    g = max(tol.gtol_requested, floor)
+    return Tolerances(
+        gtol=g, ftol=tol.ftol, rank_rtol=tol.rank_rtol, hessian_rtol=max(tol.hessian_rtol, g),
+        eps=tol.eps, gtol_requested=tol.gtol_requested, gradient_floor=floor,
     )

@@ -6,7 +6,7 @@ search on function values stalls at a relative gradient of about ``sqrt(eps)`` (
 that, loss differences drown in rounding. So the end point is then *polished* by up to
 :data:`POLISH_STEPS` Newton steps on the gradient (minimum-norm steps from MINRES on the
 Hessian-vector-product operator, kept only while the relative gradient norm falls), which needs
-no function values. The polished point is judged by :func:`dlcert.certify.certify` exactly as
+no function values. The polished point is judged by :func:`dlcert.certification.certify` exactly as
 ``dlcert check`` would judge it.
 """
 
@@ -19,13 +19,14 @@ from scipy.optimize import minimize
 from scipy.sparse.linalg import minres
 
 from dlcert.certificate import Verdict
-from dlcert.certify import SXX_RTOL, certify
+from dlcert.certification import certify
 from dlcert.errors import InputError
 from dlcert.hessian import hessian_operator
 from dlcert.landscape import TrialRecord, TrialsSummary, check_widths
 from dlcert.objective import PointCache, flatten, gradient, loss, relative_gradient_norms, unflatten
 from dlcert.optimum import optimal_product, whiten
 from dlcert.statistics import Statistics
+from dlcert.tolerances import SXX_RTOL
 
 #: Progress callback: ``(starts finished, starts in total)``.
 Progress = Callable[[int, int], None]

@@ -15,7 +15,7 @@ from constructions import construct, random_data
 from oracles import kron_hessian, raw_loss
 
 from dlcert.certificate import Verdict
-from dlcert.certify import certify
+from dlcert import certify
 from dlcert.errors import InputError
 from dlcert.optimum import balanced_factorization, optimal_product, whiten
 from dlcert.statistics import Statistics

@@ -23,7 +23,7 @@ import pytest
 from constructions import construct, signal_weights
 
 from dlcert.certificate import Certificate, Verdict
-from dlcert.certify import certify
+from dlcert import certify
 from dlcert.optimum import whiten
 from dlcert.statistics import Statistics
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dlcert.certify import certify
+from dlcert import certify
 from dlcert.cli import app
 from dlcert.errors import InputError, ResourceError
 from dlcert.formats import BFLOAT16_EPS, read_weights

@@ -21,7 +21,7 @@ from constructions import construct, random_data
 from oracles import kron_hessian, raw_loss
 from rich.console import Console
 
-from dlcert.certify import certify
+from dlcert import certify
 from dlcert.errors import InputError
 from dlcert.landscape import (
     GLOBAL,

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from oracles import kron_hessian
 
 from dlcert.certificate import Certificate, Verdict
-from dlcert.certify import certify
+from dlcert import certify
 from dlcert.statistics import Statistics
 
 SETTINGS = settings(

@@ -12,7 +12,7 @@ import yaml
 from rich.console import Console
 
 from dlcert.certificate import Certificate, to_builtin
-from dlcert.certify import certify
+from dlcert import certify
 from dlcert.render import Format, renderer_for
 from dlcert.render.check_text import CheckView
 from dlcert.render.theme import THEME

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from constructions import construct, random_data
 
-from dlcert.certify import certify
+from dlcert import certify
 from dlcert.datasets import load_statistics
 from dlcert.errors import InputError
 from dlcert.io import load_problem, save_statistics, save_weights

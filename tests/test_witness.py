@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlcert.certificate import Verdict
-from dlcert.certify import certify
+from dlcert import certify
 from dlcert.cli import app
 from dlcert.hessian import dense_hessian
 from dlcert.io import save_weights

@@ -35,7 +35,8 @@ class CheckView:
         yield self._theorems()
         if c.reasons:
             yield Panel(
-                Group(*[Text("- " + r) for r in c.reasons]), title="reasons", title_align="left"
+                Group(*[Text(f"- {r.message} [{r.code}]") for r in c.reasons]), title="reasons (first: the rule that decided)",
+                title_align="left",
             )
 
     def _headline(self) -> Panel:
@@ -56,14 +57,22 @@ class CheckView:
         tab.add_column("value", justify="right", style="number")
         tab.add_column("judged against")
         tab.add_row("loss L(W)", fmt(c.loss, ".10g"), "")
-        tab.add_row("optimal loss L*", fmt(c.optimal_loss, ".10g"), "exact (SPEC §3)")
+        tab.add_row("optimal loss L*", fmt(c.optimal_loss, ".10g"), "exact (docs/verdicts.md)")
         tab.add_row("OLS loss L_ols", fmt(c.ols_loss, ".10g"), "")
         tab.add_row("gap L(W) - L*", fmt(c.gap, ".3e"), "stable formula")
+        cv = c.critical_value
+        err = cv.error if cv is not None else 0.0
         tab.add_row("relative gap", fmt(c.relative_gap, ".3e"),
-                    f"ftol {t.ftol:.1e} ({'<=' if c.relative_gap <= t.ftol else '>'})")
+                    f"ftol {t.ftol:.1e}; error bound {err:.1e}")
+        if cv is not None and cv.index_set is not None:
+            tab.add_row("critical value c_S", fmt(cv.value, ".10g"),
+                        "S = {" + ", ".join(map(str, cv.index_set)) + "}; (c_S - L*)/(syy/2) = "
+                        + fmt(cv.above_optimum, ".3e"))
+            tab.add_row("(L - c_S) / (syy/2)", fmt(cv.excess, ".3e"), f"ftol {t.ftol:.1e} + error {err:.1e}")
         tab.add_row("gradient norm", fmt(c.gradient_norm, ".3e"), "")
         tab.add_row("relative gradient norm", fmt(c.relative_gradient_norm, ".3e"),
-                    f"gtol {t.gtol:.1e} ({'<=' if c.relative_gradient_norm <= t.gtol else '>'})")
+                    f"gtol {t.gtol:.1e} ({'<=' if c.relative_gradient_norm <= t.gtol else '>'}); "
+                    f"precision floor {t.gradient_floor:.1e}")
         tab.add_row("widths", ",".join(map(str, c.widths)), f"N = {len(c.widths) - 1} layers")
         tab.add_row("k (bottleneck width)", str(c.k),
                     "hidden bottleneck at " + (", ".join(map(str, c.bottleneck_layers)) or "none"))
@@ -92,8 +101,8 @@ class CheckView:
         tab = Table(title="Hessian", title_justify="left", header_style="label")
         tab.add_column("quantity")
         tab.add_column("value", justify="right", style="number")
-        tab.add_row("lambda_min", fmt(h.min_eigenvalue, ".4e"))
-        tab.add_row("lambda_max", fmt(h.max_eigenvalue, ".4e"))
+        tab.add_row("lambda_min", fmt(h.min_eigenvalue, ".4e") + " +- " + fmt(h.min_eigenvalue_error, ".1e"))
+        tab.add_row("lambda_max", fmt(h.max_eigenvalue, ".4e") + " +- " + fmt(h.max_eigenvalue_error, ".1e"))
         tab.add_row("method", h.method)
         tab.add_row("converged", tick(h.converged))
         tab.add_row("iterations", str(h.iterations))
@@ -140,7 +149,7 @@ class CheckView:
         return tab
 
     def _theorems(self) -> Table:
-        tab = Table(title="theorems (SPEC §5)", title_justify="left", header_style="label")
+        tab = Table(title="theorems (docs/theorems.md)", title_justify="left", header_style="label")
         tab.add_column("id")
         tab.add_column("applies")
         tab.add_column("holds")

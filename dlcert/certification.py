@@ -1,0 +1,169 @@
+"""Certification: weights and statistics in, a :class:`~dlcert.certificate.Certificate` out.
+
+The flow is validate -> normalize (exact power-of-two rescaling, :mod:`dlcert.normalize`) ->
+measure (:mod:`dlcert.evidence`) -> decide (:mod:`dlcert.decide`, one ordered rule table) ->
+certificate (values mapped back to the stored units). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dlcert.certificate import Certificate, HessianSpectrum, Reason, Verdict, Witness, to_builtin
+from dlcert.decide import decide, notes
+from dlcert.errors import InputError
+from dlcert.evidence import measure
+from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
+from dlcert.normalize import Normalization, normalize
+from dlcert.optimum import ols_loss, optimal_loss
+from dlcert.products import widths_of
+from dlcert.statistics import Statistics, eps_of
+from dlcert.tolerances import default_tolerances
+from dlcert.validation import check_statistics, check_weight_chain
+
+
+def certify(
+    weights: Sequence[Any],
+    stats: Statistics,
+    *,
+    gtol: float | None = None,
+    ftol: float | None = None,
+    eps: float | None = None,
+    dense_limit: int = DENSE_LIMIT,
+    time_budget: float = DEFAULT_TIME_BUDGET,
+    n_extremes: int = 0,
+    radius: float | None = None,
+    seed: int = 0,
+) -> Certificate:
+    """Certify the point ``weights`` (``W_1..W_N`` as numpy arrays, input to output) for ``stats``.
+
+    ``gtol``/``ftol`` override the tolerances derived from ``eps`` (default: the coarsest
+    precision of the weights and the statistics; ``docs/tolerances.md``). Raises
+    :class:`~dlcert.errors.InputError` on invalid input, with the same one-line messages as the
+    command line.
+    """
+    raw_eps = eps_of(*[w for w in weights if isinstance(w, np.ndarray)])
+    ws = check_weight_chain(list(weights), "weights")
+    stats = _checked_statistics(stats, ws)
+    for name, value in (("gtol", gtol), ("ftol", ftol), ("eps", eps), ("radius", radius)):
+        if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
+            raise InputError(f"{name} is {value!r}; expected a positive finite number")
+    if not stats.syy > 0:
+        raise InputError("statistics: Y is identically zero (syy = 0); there is nothing to fit")
+    weights_eps = eps if eps is not None else max(raw_eps, stats.eps)
+    eps_all = eps if eps is not None else max(raw_eps, stats.eps)
+    widths = widths_of(ws)
+    tol = default_tolerances(eps_all, widths, gtol, ftol)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        nws, nstats, norm = normalize(ws, stats)
+        scaled_radius = None if radius is None else _scaled_radius(radius, norm)
+        m = measure(nws, nstats, tol, weights_eps=weights_eps, dense_limit=dense_limit,
+                    time_budget=time_budget, n_extremes=n_extremes, radius=scaled_radius, seed=seed)
+    ev = m.evidence
+    if not all(math.isfinite(x) for x in (ev.relative_gradient, ev.relative_gap, m.loss)) and not (
+        ev.relative_gradient == math.inf
+    ):
+        raise InputError("the products of the weights are not finite even after exact rescaling")
+    verdict, reason = decide(ev)
+    reasons: list[Reason] = [reason, *notes(ev)]
+    witness = _stored_witness(m.witness, norm, ws) if verdict in (
+        Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE) else None
+    if witness is None and verdict in (Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE):
+        verdict = Verdict.INCONCLUSIVE
+        reasons.insert(0, Reason("inconclusive.witness_not_confirmed",
+                                 "the escape witness did not confirm a decrease at the stored point"))
+    f = 1.0 / norm.loss_factor
+    wh, a = m.whitening, m.assumptions
+    gap = ev.relative_gap * 0.5 * stats.syy
+    cv = m.critical_value
+    return Certificate(
+        verdict=verdict,
+        message=_message(verdict, reasons[0]),
+        loss=m.loss * f,
+        optimal_loss=optimal_loss(nstats, wh, a.k) * f,
+        ols_loss=ols_loss(nstats, wh) * f,
+        gap=gap,
+        relative_gap=ev.relative_gap,
+        gradient_norm=math.hypot(*[g * _grad_factor(norm, i) for i, g in enumerate(m.gradient_norms)]),
+        relative_gradient_norm=ev.relative_gradient,
+        layer_gradient_norms=[g * _grad_factor(norm, i) for i, g in enumerate(m.gradient_norms)],
+        layer_relative_gradient_norms=m.relative_gradients,
+        widths=widths,
+        k=a.k,
+        bottleneck_layers=a.bottleneck_layers,
+        product_rank=m.product_rank.rank,
+        product_singular_values=[float(x) * _product_factor(norm) for x in m.product_rank.singular_values],
+        rank_gap=m.product_rank.gap,
+        singular_values=[float(x) * math.ldexp(1.0, -norm.y_exponent) for x in wh.s],
+        rank_rule=m.rank_rule,
+        hessian=m.hessian if m.hessian.method != "none" else HessianSpectrum(None, None, "none", False),
+        theorems=m.theorems,
+        witness=witness,
+        reasons=reasons,
+        tolerances=m.tolerances,
+        m=stats.m,
+        critical_value=type(cv)(
+            index_set=cv.index_set,
+            value=None if cv.value is None else cv.value * f,
+            excess=cv.excess, above_optimum=cv.above_optimum, error=cv.error,
+        ),
+        rule=reasons[0].code,
+        evidence=to_builtin(ev) | {"normalization": to_builtin(norm)},
+    )
+
+
+def _checked_statistics(stats: Statistics, ws: tuple[np.ndarray, ...]) -> Statistics:
+    if not isinstance(stats, Statistics):
+        raise InputError(f"stats is a {type(stats).__name__}; expected dlcert.Statistics")
+    dx, dy = int(ws[0].shape[1]), int(ws[-1].shape[0])
+    if stats.dx != dx or stats.dy != dy:
+        raise InputError(
+            f"weights map {dx} -> {dy} but the data has dx = {stats.dx}, dy = {stats.dy}"
+        )
+    Sxx, Syx, syy, m = check_statistics(stats.Sxx, stats.Syx, stats.syy, stats.m, dx, dy, "statistics")
+    return Statistics(Sxx=Sxx, Syx=Syx, syy=syy, m=m, eps=stats.eps)
+
+
+def _grad_factor(norm: Normalization, i: int) -> float:
+    """dL/dW_i in stored units = normalized gradient * 2^(e_i) / loss_factor."""
+    return math.ldexp(1.0, norm.layer_exponents[i]) / norm.loss_factor
+
+
+def _product_factor(norm: Normalization) -> float:
+    return math.ldexp(1.0, -sum(norm.layer_exponents))
+
+
+def _scaled_radius(radius: float, norm: Normalization) -> float:
+    # A radius in stored units; layers scale differently, so use the smallest factor (conservative).
+    return radius * min(math.ldexp(1.0, e) for e in norm.layer_exponents)
+
+
+def _stored_witness(w: Witness | None, norm: Normalization, stored: tuple[np.ndarray, ...]) -> Witness | None:
+    """The witness mapped back to the stored units (exact power-of-two scaling)."""
+    if w is None:
+        return None
+    point = norm.to_stored(w.point)
+    if not all(np.isfinite(p).all() for p in point):
+        return None
+    distance = math.sqrt(sum(float(np.vdot(p - s, p - s)) for p, s in zip(point, stored, strict=True)))
+    f = 1.0 / norm.loss_factor
+    return Witness(
+        kind=w.kind, radius=distance, loss_decrease=w.loss_decrease * f,
+        rounding_bound=w.rounding_bound * f, order=w.order, coefficient=w.coefficient,
+        layers_moved=w.layers_moved, point=point,
+    )
+
+
+def _message(verdict: Verdict, reason: Reason) -> str:
+    head = {
+        Verdict.GLOBAL_MINIMUM: "certified global minimum",
+        Verdict.STRICT_SADDLE: "strict saddle",
+        Verdict.NON_STRICT_SADDLE: "non-strict saddle",
+        Verdict.NOT_CRITICAL: "not a critical point",
+        Verdict.INCONCLUSIVE: "inconclusive",
+    }[verdict]
+    return f"{head}: {reason.message}"

@@ -1,0 +1,254 @@
+"""The verdict, decided by one ordered table of rules over recorded evidence.
+
+:func:`decide` reads only an :class:`Evidence` (plain numbers and flags that
+:func:`dlcert.evidence.measure` recorded, thresholds included); it imports no numpy and computes
+nothing. Rules are tried in order; the first whose condition holds gives the verdict and its
+stable reason code. Documentation of every rule: ``docs/verdicts.md``.
+
+The order encodes SPEC §3-§4 (and ``docs/verdicts.md``):
+
+1. first order: a gradient above ``gtol`` is not critical;
+2. the value: a verdict names the critical value it rests on. Global when the gap (with its
+   error bound) is within ``ftol``; a saddle only at a non-global critical value ``c_S``
+   (the learned set S) clearly apart from ``L*``; a loss between critical values is not critical;
+3. independent routes (Yun et al. 2018, the rank rule after Achour et al. 2021, the Hessian)
+   that contradict the value route make the verdict ``inconclusive``;
+4. strictness: strict needs an order-2 witness with curvature beyond the Hessian tolerance;
+   non-strict needs the proved criterion (tightened partial-product ranks) and a higher-order
+   escape witness. Anything else is ``inconclusive``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dlcert.certificate import Reason, Verdict
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the rule table reads. Relative quantities are divided by ``syy/2``.
+
+    depth : N. all_layers_nonzero : every W_i has a non-zero entry.
+    relative_gradient : max over layers of the scale-free gradient norm.
+    gtol : the gradient tolerance applied (max of ``gtol_requested`` and ``gradient_floor``).
+    gtol_requested : asked for or derived from the input precision.
+    gradient_floor : how far rounding the stored weights can move the relative gradient.
+    gtol_ceiling : above this a precision floor decides nothing.
+    relative_gap : ``(L - L*) / (syy/2)``. value_error : error bound of relative gap and excess.
+    ftol : tolerance on the gap and on the excess.
+    learned_set : S read from the product (``None`` when unreadable). top_set : S is a top set.
+    critical_excess : ``(L - c_S) / (syy/2)``. critical_value_above_optimum : ``(c_S - L*) / (syy/2)``.
+    tie_at_k : s_k and s_(k+1) are tied within ftol (not exactly), so c_S near L* is ambiguous.
+    rank_rule : decision of the rank rule or ``None``; rank_rule_reason : why undecided.
+    yun_id, yun_holds : Yun et al. 2018 Thm 2.1/2.2 when it applies with a decided condition.
+    kawaguchi_iv : Kawaguchi 2016 Thm 2.3(iv) applies and holds (every saddle strict).
+    hessian_method : ``dense``, ``lobpcg``, ``lanczos`` or ``none``.
+    lambda_min, lambda_min_error, lambda_max : measured extremes and the error bound of lambda_min.
+    curvature_threshold : curvature below ``-curvature_threshold`` counts as negative.
+    solver_failure : the solver reported a lambda_min that cannot be true.
+    witness_order : lowest order of the best confirmed escape witness (``None``: none found).
+    witness_curvature : ``v^T H v`` along the order-2 witness direction (``None`` otherwise).
+    """
+
+    depth: int
+    all_layers_nonzero: bool
+    relative_gradient: float
+    gtol: float
+    gtol_requested: float
+    gradient_floor: float
+    gtol_ceiling: float
+    relative_gap: float
+    value_error: float
+    ftol: float
+    learned_set: tuple[int, ...] | None
+    top_set: bool | None
+    critical_excess: float | None
+    critical_value_above_optimum: float | None
+    tie_at_k: bool
+    rank_rule: str | None
+    rank_rule_reason: str
+    yun_id: str | None
+    yun_holds: bool | None
+    kawaguchi_iv: bool
+    hessian_method: str
+    lambda_min: float | None
+    lambda_min_error: float | None
+    lambda_max: float | None
+    curvature_threshold: float
+    solver_failure: bool
+    witness_order: int | None
+    witness_curvature: float | None
+
+    # Derived predicates (pure arithmetic on the fields above).
+    @property
+    def gap_certainly_within(self) -> bool:
+        return self.relative_gap + self.value_error <= self.ftol
+
+    @property
+    def gap_certainly_beyond(self) -> bool:
+        return self.relative_gap - self.value_error > self.ftol
+
+    @property
+    def at_critical_value(self) -> bool:
+        return self.critical_excess is not None and abs(self.critical_excess) <= self.ftol + self.value_error
+
+    @property
+    def strong_order2(self) -> bool:
+        """An order-2 witness whose curvature is beyond the Hessian tolerance (proved negative)."""
+        return (
+            self.witness_order == 2
+            and self.witness_curvature is not None
+            and self.witness_curvature < -self.curvature_threshold
+        )
+
+    @property
+    def eigenvalue_negative(self) -> bool:
+        """lambda_min plus its error bound is below the negative-curvature threshold."""
+        return (
+            self.lambda_min is not None
+            and self.lambda_min_error is not None
+            and not self.solver_failure
+            and self.lambda_min + self.lambda_min_error < -self.curvature_threshold
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the table: a stable code, the verdict, a condition and its message."""
+
+    code: str
+    verdict: Verdict
+    when: Callable[[Evidence], bool]
+    says: Callable[[Evidence], str]
+
+
+def _g(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3e}"
+
+
+def _is_saddle_rule(e: Evidence) -> bool:
+    return e.rank_rule in ("strict_saddle", "non_strict_saddle")
+
+
+def _global_by_value(e: Evidence) -> bool:
+    return e.gap_certainly_within
+
+
+def _saddle_by_value(e: Evidence) -> bool:
+    return (
+        e.gap_certainly_beyond
+        and e.at_critical_value
+        and e.critical_value_above_optimum is not None
+        and e.critical_value_above_optimum > e.ftol + e.value_error
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    # 1. First order.
+    Rule("not_critical.gradient", Verdict.NOT_CRITICAL,
+         lambda e: not e.relative_gradient <= e.gtol,
+         lambda e: f"relative gradient norm {_g(e.relative_gradient)} > gtol {e.gtol:.1e}"),
+    Rule("inconclusive.precision_floor", Verdict.INCONCLUSIVE,
+         lambda e: e.relative_gradient > e.gtol_requested and e.gradient_floor > e.gtol_ceiling,
+         lambda e: (f"relative gradient norm {_g(e.relative_gradient)} exceeds gtol {e.gtol_requested:.1e}; the "
+                    f"stored precision could account for up to {e.gradient_floor:.1e}, above the "
+                    f"{e.gtol_ceiling:.0e} beyond which a precision floor proves nothing")),
+    # 2. The value.
+    Rule("inconclusive.gap_within_error", Verdict.INCONCLUSIVE,
+         lambda e: not e.gap_certainly_within and not e.gap_certainly_beyond,
+         lambda e: (f"relative gap {_g(e.relative_gap)} +- {e.value_error:.1e} straddles ftol {e.ftol:.1e}: "
+                    "L* or the loss is not known well enough to decide")),
+    Rule("inconclusive.tie_at_optimum", Verdict.INCONCLUSIVE,
+         lambda e: _global_by_value(e) and e.tie_at_k and e.top_set is not True,
+         lambda e: ("s_k and s_(k+1) are tied within ftol: the critical value of another index set lies "
+                    "within the tolerance of L* and the learned set is not the top set")),
+    Rule("inconclusive.yun_disagrees", Verdict.INCONCLUSIVE,
+         lambda e: _global_by_value(e) and e.yun_holds is False,
+         lambda e: f"the gap {_g(e.relative_gap)} <= ftol certifies global but {e.yun_id} says saddle"),
+    Rule("inconclusive.rank_rule_disagrees", Verdict.INCONCLUSIVE,
+         lambda e: _global_by_value(e) and _is_saddle_rule(e),
+         lambda e: f"the gap certifies global but the rank rule says {e.rank_rule}"),
+    Rule("inconclusive.negative_curvature_at_minimum", Verdict.INCONCLUSIVE,
+         lambda e: _global_by_value(e) and (e.eigenvalue_negative or e.strong_order2),
+         lambda e: (f"the gap certifies global but the curvature {_g(e.witness_curvature)} / lambda_min "
+                    f"{_g(e.lambda_min)} is below -{e.curvature_threshold:.3e}")),
+    Rule("global.gap", Verdict.GLOBAL_MINIMUM,
+         _global_by_value,
+         lambda e: (f"critical at L*: relative gap {_g(e.relative_gap)} (error <= {e.value_error:.1e}) "
+                    f"<= ftol {e.ftol:.1e}")),
+    Rule("inconclusive.no_learned_set", Verdict.INCONCLUSIVE,
+         lambda e: e.learned_set is None,
+         lambda e: "the learned index set S cannot be read from the product: no critical value to match"),
+    Rule("not_critical.between_critical_values", Verdict.NOT_CRITICAL,
+         lambda e: not e.at_critical_value,
+         lambda e: (f"the loss lies between critical values: L - c_S = {_g(e.critical_excess)} (relative) "
+                    f"for the learned set S = {list(e.learned_set or ())}, beyond ftol {e.ftol:.1e} + error "
+                    f"{e.value_error:.1e}; a small gradient hides a gap in soft directions")),
+    Rule("inconclusive.critical_value_near_optimum", Verdict.INCONCLUSIVE,
+         lambda e: not _saddle_by_value(e),
+         lambda e: (f"the matched critical value is only {_g(e.critical_value_above_optimum)} (relative) above L*, "
+                    f"within ftol {e.ftol:.1e} + error {e.value_error:.1e}")),
+    # 3. Independent routes against the saddle value.
+    Rule("inconclusive.yun_disagrees", Verdict.INCONCLUSIVE,
+         lambda e: e.yun_holds is True,
+         lambda e: f"the loss sits at a saddle's critical value but {e.yun_id} says global"),
+    Rule("inconclusive.rank_rule_disagrees", Verdict.INCONCLUSIVE,
+         lambda e: e.rank_rule == "global_minimum",
+         lambda e: "the loss sits at a saddle's critical value but the rank rule says global"),
+    # 4. Strictness.
+    Rule("inconclusive.strictness_conflict", Verdict.INCONCLUSIVE,
+         lambda e: (e.strong_order2 or e.eigenvalue_negative) and e.rank_rule == "non_strict_saddle",
+         lambda e: ("the proved non-strictness criterion (tightened ranks) holds, yet negative curvature "
+                    f"{_g(e.witness_curvature)} was measured")),
+    Rule("strict.negative_curvature", Verdict.STRICT_SADDLE,
+         lambda e: e.strong_order2,
+         lambda e: (f"order-2 escape: curvature v^T H v = {_g(e.witness_curvature)} < "
+                    f"-{e.curvature_threshold:.3e} along a unit direction")),
+    Rule("inconclusive.kawaguchi_iv_conflict", Verdict.INCONCLUSIVE,
+         lambda e: e.rank_rule == "non_strict_saddle" and e.kawaguchi_iv,
+         lambda e: "the rank rule says non-strict but Kawaguchi 2016 Thm 2.3(iv) says every saddle is strict"),
+    Rule("inconclusive.no_escape_witness", Verdict.INCONCLUSIVE,
+         lambda e: e.rank_rule == "non_strict_saddle" and not (e.witness_order or 0) >= 3,
+         lambda e: "the rank rule says non-strict but no higher-order escape witness was found"),
+    Rule("non_strict.tightened", Verdict.NON_STRICT_SADDLE,
+         lambda e: e.rank_rule == "non_strict_saddle",
+         lambda e: (f"tightened partial-product ranks (after Achour et al. 2021): no negative curvature; "
+                    f"the loss drops like t^{e.witness_order} along the escape witness")),
+    Rule("inconclusive.strictness_undecided", Verdict.INCONCLUSIVE,
+         lambda e: True,
+         lambda e: (f"a saddle, but strictness is undecided: no order-2 witness beyond the curvature "
+                    f"threshold {e.curvature_threshold:.3e} and the non-strictness criterion does not hold"
+                    + (f" ({e.rank_rule_reason})" if e.rank_rule_reason else ""))),
+)
+
+
+def decide(e: Evidence) -> tuple[Verdict, Reason]:
+    """The first rule whose condition holds: its verdict and reason."""
+    for rule in RULES:
+        if rule.when(e):
+            return rule.verdict, Reason(rule.code, rule.says(e))
+    raise AssertionError("the last rule always holds")  # pragma: no cover
+
+
+def notes(e: Evidence) -> list[Reason]:
+    """Observations that do not change the verdict but that a reader should see."""
+    out: list[Reason] = []
+    if e.solver_failure:
+        out.append(Reason(
+            "note.solver_failure",
+            f"the eigen-solver's lambda_min = {_g(e.lambda_min)} cannot be right: at a critical point with "
+            "N >= 2 and non-zero weights the symmetry directions have zero curvature; it is reported as "
+            "not converged and decides nothing"))
+    if e.gradient_floor > e.gtol_requested and e.relative_gradient <= e.gtol:
+        out.append(Reason(
+            "note.precision_floor",
+            f"gtol raised from {e.gtol_requested:.1e} to {e.gtol:.1e}: rounding the stored weights moves the "
+            "relative gradient by up to that much (ill-conditioned partial products)"))
+    if e.hessian_method in ("lobpcg", "lanczos") and e.witness_order is not None and e.witness_order >= 3:
+        out.append(Reason(
+            "note.iterative_spectrum",
+            f"lambda_min = {_g(e.lambda_min)} comes from {e.hessian_method}: an iterative solver cannot prove "
+            "that no smaller eigenvalue exists; no decision rests on it"))
+    return out

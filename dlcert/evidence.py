@@ -1,0 +1,311 @@
+"""Measurement: every number the verdict rests on, with its error bound (SPEC §2-§4).
+
+:func:`measure` runs on the exactly rescaled problem (:mod:`dlcert.normalize`) and returns a
+:class:`Measurements` bundle: the frozen :class:`dlcert.decide.Evidence` that the rule table
+reads, and the objects the certificate reports (theorems, rank rule, spectrum, witness).
+Nothing here decides a verdict or prints.
+
+Error bounds recorded here (``docs/tolerances.md``):
+
+* ``gradient_floor = eps_w * max_i kappa_i``: rounding the stored weights (precision
+  ``eps_w``) moves the relative gradient of an exact critical point by at most about this, with
+  ``kappa = sum_j ||A_j|| ||W_j|| ||B_j S|| / ||Y||`` (the products' scale over the data).
+* ``value_error``: the error of the relative gap and of ``(L - c_S) / (syy/2)``: the
+  statistics' rounding (first order in ``R - R_S*``, by the envelope theorem, plus whatever Y
+  could hold in directions of Sxx below its noise) and the arithmetic of the product (measured
+  against an extended-precision evaluation when the a-priori bound exceeds ``ftol``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from dlcert.assumptions import Assumptions, measure_assumptions
+from dlcert.certificate import (
+    CriticalValue,
+    HessianSpectrum,
+    RankRule,
+    TheoremCheck,
+    Tolerances,
+    Witness,
+)
+from dlcert.decide import Evidence
+from dlcert.hessian import spectrum
+from dlcert.objective import (
+    PointCache,
+    frobenius,
+    gradient,
+    loss_of_product,
+    relative_gradient_norms,
+    unflatten,
+)
+from dlcert.optimum import (
+    Whitening,
+    critical_value,
+    rank_excess,
+    set_excess,
+    whiten,
+)
+from dlcert.products import NumericalRank, chain_rank
+from dlcert.statistics import Statistics
+from dlcert.strictness import learned_index_set, near_tie, rank_rule
+from dlcert.theorems import measure_point, theorem_table
+from dlcert.tolerances import (
+    EPS64,
+    EXTENDED_MAX_WIDTH,
+    GAP_GAMMA,
+    GTOL_CEILING,
+    SXX_RTOL,
+    with_gradient_floor,
+)
+from dlcert.witness import Direction, default_radius, evaluate, find_witness
+
+NO_HESSIAN = HessianSpectrum(None, None, "none", False)
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What :func:`measure` found: the evidence and the reportable objects behind it."""
+
+    evidence: Evidence
+    tolerances: Tolerances
+    whitening: Whitening
+    assumptions: Assumptions
+    cache: PointCache
+    loss: float
+    gradient_norms: list[float]
+    relative_gradients: list[float]
+    product_rank: NumericalRank
+    critical_value: CriticalValue
+    rank_rule: RankRule
+    hessian: HessianSpectrum
+    theorems: list[TheoremCheck]
+    witness: Witness | None
+
+
+def _norm2(a: np.ndarray) -> float:
+    return float(np.linalg.norm(a, 2)) if a.size and np.any(a) else 0.0
+
+
+def products_scale(cache: PointCache, S: np.ndarray) -> float:
+    """``sum_j ||A_j|| ||W_j|| ||B_j S||`` (spectral norms): what rounding of the layers scales with."""
+    return sum(
+        _norm2(cache.A[j]) * _norm2(w) * _norm2(cache.B[j] @ S) for j, w in enumerate(cache.weights)
+    )
+
+
+def _extended_product(weights: Sequence[np.ndarray]) -> np.ndarray:
+    ws = [np.asarray(w, dtype=np.longdouble) for w in weights]
+    out = ws[0]
+    for w in ws[1:]:
+        out = w @ out
+    return out
+
+
+def _excess_ld(R: np.ndarray, wh: Whitening, index_set: Sequence[int]) -> float:
+    """:func:`dlcert.optimum.set_excess` with ``R`` in extended precision."""
+    idx = sorted(i - 1 for i in index_set if i <= wh.s.size)
+    S = wh.S.astype(np.longdouble)
+    RS = R @ S
+    T = wh.T.astype(np.longdouble)
+    T_I = (wh.U[:, idx].astype(np.longdouble) * wh.s[idx].astype(np.longdouble)) @ wh.Vt[idx].astype(
+        np.longdouble
+    )
+    D = RS - T_I
+    return float(0.5 * np.sum(D * D) - np.sum(RS * (T - T_I)))
+
+
+def _statistics_error(R: np.ndarray, wh: Whitening, stats: Statistics, index_set: Sequence[int]) -> float:
+    """First-order effect of the statistics' rounding on ``L(R) - c_I`` (loss units).
+
+    By the envelope theorem ``L(R) - c_I`` does not move to first order at ``R = R_I*``; away from
+    it, ``|delta| <= n_x (||D|| ||R_I*|| + ||D||^2 / 2) + n_xy ||D||`` with ``D = R - R_I*``,
+    ``n_x = SXX_RTOL lambda_max(Sxx)``, ``n_xy = SXX_RTOL sqrt(lambda_max syy)``; plus half of
+    what Y could hold in directions of Sxx below the noise (``Whitening.dropped_signal``).
+    """
+    idx = sorted(i - 1 for i in index_set if i <= wh.s.size)
+    R_I = (wh.U[:, idx] @ (wh.U[:, idx].T @ wh.T)) @ wh.S_pinv
+    D = R - R_I
+    lam_max = float(wh.sxx_eigenvalues[0]) if wh.sxx_eigenvalues.size else 0.0
+    n_x = SXX_RTOL * lam_max
+    n_xy = SXX_RTOL * math.sqrt(max(lam_max * stats.syy, 0.0))
+    dn, rn = frobenius(D), frobenius(R_I)
+    return n_x * (dn * rn + 0.5 * dn * dn) + n_xy * dn + 0.5 * wh.dropped_signal
+
+
+def measure(
+    weights: tuple[np.ndarray, ...],
+    stats: Statistics,
+    tol: Tolerances,
+    *,
+    weights_eps: float,
+    dense_limit: int,
+    time_budget: float,
+    n_extremes: int,
+    radius: float | None,
+    seed: int,
+) -> Measurements:
+    """Measure everything at ``weights`` (already normalized) for ``stats``."""
+    ws = weights
+    n = len(ws)
+    widths = [int(ws[0].shape[1])] + [int(w.shape[0]) for w in ws]
+    half_syy = 0.5 * stats.syy
+    wh = whiten(stats, SXX_RTOL)
+    cache = PointCache.at(ws, stats)
+    grads = gradient(ws, stats, cache)
+    gnorms = [frobenius(g) for g in grads]
+    rel = relative_gradient_norms(cache, grads, stats)
+    y_norm = math.sqrt(stats.syy)
+    kappa = products_scale(cache, wh.S) / y_norm if y_norm > 0 else 0.0
+    floor = weights_eps * kappa
+    tol = with_gradient_floor(tol, floor)
+    assumptions = measure_assumptions(stats, wh, widths, tol.rank_rtol)
+    k = assumptions.k
+    loss = loss_of_product(cache.R, stats)
+    prank = chain_rank(list(ws), tol.rank_rtol)[1]
+    critical = max(rel) <= tol.gtol
+
+    # The value: gap to L*, the learned set S and the excess over its critical value c_S.
+    gap = rank_excess(cache.R, wh, k)
+    learned: list[int] | None = None
+    if not prank.ambiguous:
+        learned = learned_index_set(cache.R, wh, prank.rank)
+        if len(learned) != prank.rank:
+            learned = None
+    top = list(range(1, k + 1))
+    excess = set_excess(cache.R, wh, learned) if learned is not None else None
+    arith = GAP_GAMMA * n * EPS64 * kappa * y_norm * math.sqrt(max(2.0 * max(loss, 0.0), 0.0))
+    value_err = arith
+    if arith > 0.25 * tol.ftol * half_syy and max(widths) <= EXTENDED_MAX_WIDTH:
+        R_ld = _extended_product(ws)
+        gap_ld = _excess_ld(R_ld, wh, top[: min(k, wh.s.size)])
+        excess_ld = _excess_ld(R_ld, wh, learned) if learned is not None else None
+        # A posteriori: the float64 error is measured by the difference; the extended result is
+        # EXT_RATIO times more accurate, with a floor for the case the two agree by chance.
+        ratio = float(np.finfo(np.longdouble).eps) / EPS64
+        diff = abs(gap_ld - gap)
+        if excess_ld is not None and excess is not None:
+            diff = max(diff, abs(excess_ld - excess))
+            excess = excess_ld
+        value_err = 4.0 * ratio * diff + GAP_GAMMA * n * float(np.finfo(np.longdouble).eps) * half_syy
+        gap = gap_ld
+    stat_err = _statistics_error(cache.R, wh, stats, top[: min(k, wh.s.size)])
+    if learned is not None:
+        stat_err = max(stat_err, _statistics_error(cache.R, wh, stats, learned))
+    value_err += stat_err
+    c_value = critical_value(stats, wh, learned) if learned is not None else None
+    above = None
+    if learned is not None:
+        top_sum = float(np.sum(wh.s[:k] ** 2))
+        learned_sum = float(np.sum(wh.s[[i - 1 for i in learned if i <= wh.s.size]] ** 2))
+        above = (top_sum - learned_sum) / stats.syy
+    top_set = None if learned is None else above is not None and above <= 0.0
+    cv = CriticalValue(
+        index_set=learned,
+        value=c_value,
+        excess=None if excess is None else excess / half_syy,
+        above_optimum=above,
+        error=value_err / half_syy,
+    )
+
+    rule = (
+        rank_rule(ws, stats, wh, tol) if critical
+        else RankRule(None, None, None, None, None, None, "not evaluated: the point is not critical")
+    )
+    pt = measure_point(ws, cache, wh, assumptions, tol, prank.rank, critical, rule if critical else None)
+    theorems = theorem_table(assumptions, tol, pt)
+    yun = next((t for t in theorems if t.id in ("yun2018.thm2.1", "yun2018.thm2.2")
+                and t.applies and t.holds is not None), None)
+    iv = next(t for t in theorems if t.id == "kawaguchi2016.thm2.3.iv")
+    nonzero = all(bool(np.any(w)) for w in ws)
+
+    # Second order: only for a critical point that is not global by value.
+    witness: Witness | None = None
+    spec = NO_HESSIAN
+    threshold = 0.0
+    failure = False
+    rel_gap = gap / half_syy
+    if critical:
+        curvature_dir = None
+        if rel_gap > tol.ftol or rule.decision in ("strict_saddle", "non_strict_saddle"):
+            witness, curvature_dir = find_witness(
+                ws, stats, wh, cache, tol.rank_rtol, index_set=learned, radius=radius,
+                min_preferred_order=3 if rule.decision == "non_strict_saddle" else 2,
+            )
+        spec, vmin = spectrum(
+            stats, cache, direction=curvature_dir.V if curvature_dir else None,
+            dense_limit=dense_limit, time_budget=time_budget, n_extremes=n_extremes,
+            rtol=max(1e-8, tol.hessian_rtol), seed=seed,
+        )
+        scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0))
+        threshold = tol.hessian_rtol * scale
+        if (
+            n >= 2 and nonzero and spec.min_eigenvalue is not None
+            and spec.min_eigenvalue > (spec.min_eigenvalue_error or 0.0)
+        ):
+            failure = True
+            spec = replace(spec, converged=False)
+        if (
+            (witness is None or witness.order > 2)
+            and rule.decision != "non_strict_saddle"
+            and vmin is not None and not failure
+            and spec.min_eigenvalue is not None and spec.min_eigenvalue < -threshold
+        ):
+            eig = _eigen_witness(ws, vmin, stats, cache, radius)
+            if eig is not None and eig.order == 2:
+                witness = eig
+
+    evidence = Evidence(
+        depth=n,
+        all_layers_nonzero=nonzero,
+        relative_gradient=max(rel),
+        gtol=tol.gtol,
+        gtol_requested=tol.gtol_requested,
+        gradient_floor=floor,
+        gtol_ceiling=GTOL_CEILING,
+        relative_gap=rel_gap,
+        value_error=value_err / half_syy,
+        ftol=tol.ftol,
+        learned_set=None if learned is None else tuple(learned),
+        top_set=top_set,
+        critical_excess=cv.excess,
+        critical_value_above_optimum=above,
+        tie_at_k=near_tie(wh, k, stats, tol.ftol),
+        rank_rule=rule.decision,
+        rank_rule_reason=rule.reason,
+        yun_id=None if yun is None else yun.id,
+        yun_holds=None if yun is None else yun.holds,
+        kawaguchi_iv=bool(iv.applies and iv.holds),
+        hessian_method=spec.method,
+        lambda_min=spec.min_eigenvalue,
+        lambda_min_error=spec.min_eigenvalue_error,
+        lambda_max=spec.max_eigenvalue,
+        curvature_threshold=threshold,
+        solver_failure=failure,
+        witness_order=None if witness is None else witness.order,
+        witness_curvature=(2.0 * witness.coefficient if witness is not None and witness.order == 2 else None),
+    )
+    return Measurements(
+        evidence=evidence, tolerances=tol, whitening=wh, assumptions=assumptions, cache=cache,
+        loss=loss, gradient_norms=gnorms, relative_gradients=rel, product_rank=prank,
+        critical_value=cv, rank_rule=rule, hessian=spec, theorems=theorems, witness=witness,
+    )
+
+
+def _eigen_witness(
+    ws: tuple[np.ndarray, ...],
+    vmin: np.ndarray,
+    stats: Statistics,
+    cache: PointCache,
+    radius: float | None,
+) -> Witness | None:
+    """A negative-curvature witness along the eigenvector of lambda_min."""
+    V = unflatten(vmin / np.linalg.norm(vmin), [w.shape for w in ws])
+    moved = tuple(i + 1 for i, v in enumerate(V) if np.any(v))
+    direction = Direction(tuple(V), moved, "eigenvector")
+    return evaluate(ws, direction, stats, cache, radius if radius is not None else default_radius(ws))
+
