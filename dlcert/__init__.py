@@ -9,8 +9,8 @@ The flow is data -> statistics -> certificate -> report::
 
 from dlcert.certificate import Certificate, ExitCode, Reason, Verdict
 from dlcert.certification import certify
-from dlcert.decide import Evidence, decide
 from dlcert.errors import DlcertError, InputError, ResourceError
+from dlcert.rules import Evidence, decide
 from dlcert.statistics import Statistics
 
 __all__ = [

@@ -228,7 +228,7 @@ class Certificate:
     tolerances : what everything was judged with.
     m : number of samples the statistics came from.
     critical_value : the critical value the verdict rests on.
-    rule : the code of the rule of :func:`dlcert.decide.decide` that gave the verdict.
+    rule : the code of the rule of :func:`dlcert.rules.decide` that gave the verdict.
     evidence : every number and threshold the rule table read (re-derive the verdict from it).
     """
 

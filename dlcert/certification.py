@@ -1,7 +1,7 @@
 """Certification: weights and statistics in, a :class:`~dlcert.certificate.Certificate` out.
 
 The flow is validate -> normalize (exact power-of-two rescaling, :mod:`dlcert.normalize`) ->
-measure (:mod:`dlcert.evidence`) -> decide (:mod:`dlcert.decide`, one ordered rule table) ->
+measure (:mod:`dlcert.evidence`) -> decide (:mod:`dlcert.rules`, one ordered rule table) ->
 certificate (values mapped back to the stored units). Nothing here prints.
 """
 
@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from dlcert.certificate import Certificate, HessianSpectrum, Reason, Verdict, Witness, to_builtin
-from dlcert.decide import decide, notes
 from dlcert.errors import InputError
 from dlcert.evidence import measure
 from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.normalize import Normalization, normalize
 from dlcert.optimum import ols_loss, optimal_loss
 from dlcert.products import widths_of
+from dlcert.rules import decide, notes
 from dlcert.statistics import Statistics, eps_of
 from dlcert.tolerances import default_tolerances
 from dlcert.validation import check_statistics, check_weight_chain
@@ -67,7 +67,10 @@ def certify(
     if not all(math.isfinite(x) for x in (ev.relative_gradient, ev.relative_gap, m.loss)) and not (
         ev.relative_gradient == math.inf
     ):
-        raise InputError("the products of the weights are not finite even after exact rescaling")
+        raise InputError(
+            "the loss overflows float64 even after exact rescaling: the product W_N...W_1 X is "
+            "beyond 1e308 times the targets Y (not a critical point of any practical meaning)"
+        )
     verdict, reason = decide(ev)
     reasons: list[Reason] = [reason, *notes(ev)]
     witness = _stored_witness(m.witness, norm, ws) if verdict in (

@@ -1,7 +1,7 @@
 """Measurement: every number the verdict rests on, with its error bound (SPEC §2-§4).
 
 :func:`measure` runs on the exactly rescaled problem (:mod:`dlcert.normalize`) and returns a
-:class:`Measurements` bundle: the frozen :class:`dlcert.decide.Evidence` that the rule table
+:class:`Measurements` bundle: the frozen :class:`dlcert.rules.Evidence` that the rule table
 reads, and the objects the certificate reports (theorems, rank rule, spectrum, witness).
 Nothing here decides a verdict or prints.
 
@@ -33,7 +33,6 @@ from dlcert.certificate import (
     Tolerances,
     Witness,
 )
-from dlcert.decide import Evidence
 from dlcert.hessian import spectrum
 from dlcert.objective import (
     PointCache,
@@ -51,6 +50,7 @@ from dlcert.optimum import (
     whiten,
 )
 from dlcert.products import NumericalRank, chain_rank
+from dlcert.rules import Evidence
 from dlcert.statistics import Statistics
 from dlcert.strictness import learned_index_set, near_tie, rank_rule
 from dlcert.theorems import measure_point, theorem_table
@@ -162,7 +162,7 @@ def measure(
     y_norm = math.sqrt(stats.syy)
     kappa = products_scale(cache, wh.S) / y_norm if y_norm > 0 else 0.0
     floor = weights_eps * kappa
-    tol = with_gradient_floor(tol, floor)
+    tol = with_gradient_floor(tol, floor, max(rel))
     assumptions = measure_assumptions(stats, wh, widths, tol.rank_rtol)
     k = assumptions.k
     loss = loss_of_product(cache.R, stats)
@@ -204,6 +204,12 @@ def measure(
         learned_sum = float(np.sum(wh.s[[i - 1 for i in learned if i <= wh.s.size]] ** 2))
         above = (top_sum - learned_sum) / stats.syy
     top_set = None if learned is None else above is not None and above <= 0.0
+    misplaced = False
+    if learned:
+        r = len(learned)
+        top_r = float(np.sum(wh.s[: min(r, wh.s.size)] ** 2))
+        misplaced = (top_r - float(np.sum(wh.s[[i - 1 for i in learned if i <= wh.s.size]] ** 2))) \
+            / stats.syy > tol.ftol
     cv = CriticalValue(
         index_set=learned,
         value=c_value,
@@ -272,6 +278,7 @@ def measure(
         ftol=tol.ftol,
         learned_set=None if learned is None else tuple(learned),
         top_set=top_set,
+        misplaced=misplaced,
         critical_excess=cv.excess,
         critical_value_above_optimum=above,
         tie_at_k=near_tie(wh, k, stats, tol.ftol),

@@ -14,10 +14,11 @@ rescaled consistently. With ``eps`` the machine epsilon of the coarsest input dt
 * ``rank_rtol = 100 d eps`` is the relative singular-value cutoff for numerical ranks
   (numpy's ``matrix_rank`` default is ``d eps``; products of several factors and float32
   storage need headroom).
-* ``hessian_rtol = max(gtol, 100 d sqrt(N) eps)``: eigenvalues below
-  ``-hessian_rtol * |lambda_max|`` count as negative curvature. A point within gtol of
-  critical (weights rounded to float32, say) can show negative eigenvalues of about that
-  relative size next to the symmetry directions, so nothing smaller is evidence. Negative
+* ``hessian_rtol = max(100 d sqrt(N) eps_64, 10 max(rho, gradient_floor))`` with ``rho`` the
+  measured relative gradient: curvature below ``-hessian_rtol * |lambda_max|`` counts as
+  negative. A point whose relative gradient is rho (weights rounded to float32, say) can show
+  negative curvature of about that relative size next to the symmetry directions, so nothing
+  smaller is evidence. Negative
   curvature found along a structured direction is judged more finely, by the exact loss
   polynomial and its rounding bound (``dlcert.witness``).
 """
@@ -67,17 +68,19 @@ def default_tolerances(
         gtol=g,
         ftol=ftol if ftol is not None else 10.0 * eps**0.75,
         rank_rtol=100.0 * d * eps,
-        hessian_rtol=max(g, 100.0 * d * math.sqrt(n) * eps),
+        hessian_rtol=100.0 * d * math.sqrt(n) * EPS64,
         eps=eps,
         gtol_requested=g,
         gradient_floor=0.0,
     )
 
 
-def with_gradient_floor(tol: Tolerances, floor: float) -> Tolerances:
-    """``tol`` with ``gtol = max(gtol_requested, floor)`` (and the Hessian tolerance following it)."""
+def with_gradient_floor(tol: Tolerances, floor: float, rho: float) -> Tolerances:
+    """``tol`` with ``gtol = max(gtol_requested, floor)`` and the Hessian tolerance following the
+    measured relative gradient ``rho`` (module docstring)."""
     g = max(tol.gtol_requested, floor)
+    h = max(tol.hessian_rtol, 10.0 * max(rho, floor)) if math.isfinite(rho) else tol.hessian_rtol
     return Tolerances(
-        gtol=g, ftol=tol.ftol, rank_rtol=tol.rank_rtol, hessian_rtol=max(tol.hessian_rtol, g),
+        gtol=g, ftol=tol.ftol, rank_rtol=tol.rank_rtol, hessian_rtol=h,
         eps=tol.eps, gtol_requested=tol.gtol_requested, gradient_floor=floor,
     )

@@ -14,8 +14,8 @@ import pytest
 from constructions import construct, random_data
 from oracles import kron_hessian, raw_loss
 
-from dlcert.certificate import Verdict
 from dlcert import certify
+from dlcert.certificate import Verdict
 from dlcert.errors import InputError
 from dlcert.optimum import balanced_factorization, optimal_product, whiten
 from dlcert.statistics import Statistics
@@ -207,7 +207,7 @@ def test_fully_random_changes_of_basis(widths: list[int]) -> None:
 
 
 def test_tiny_weights_are_not_critical_and_huge_ones_refused(rng: np.random.Generator) -> None:
-    """No underflow to a false 'critical': weights of size 1e-200 are not a critical point."""
+    """No underflow to a false 'critical'; a product 1e400 times the targets overflows any rescaling."""
     X, Y = random_data(rng, 5, 2, 30)
     stats = Statistics.from_data(X, Y)
     W = [rng.standard_normal((3, 5)), rng.standard_normal((2, 3))]

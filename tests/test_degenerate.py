@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from constructions import construct, signal_weights
 
-from dlcert.certificate import Certificate, Verdict
 from dlcert import certify
+from dlcert.certificate import Certificate, Verdict
 from dlcert.optimum import whiten
 from dlcert.statistics import Statistics
 

@@ -84,7 +84,7 @@ def test_failing_batch_parses(runner: CliRunner, files: list[Path], tmp_path: Pa
     assert list(passed.iter("failure")) == [] and list(passed.iter("error")) == []
     f = saddle.find("failure")
     assert f is not None and f.get("type") == "strict_saddle"
-    assert f.get("message", "").startswith("strict_saddle: strict saddle: relative gap")
+    assert f.get("message", "").startswith("strict_saddle: strict saddle: order-2 escape")
     assert "relative gap" in (f.text or "") and "required: global" in (f.text or "")
     f = not_critical.find("failure")
     assert f is not None and f.get("type") == "not_critical"

@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, assume, event, example, given, note, setting
 from hypothesis import strategies as st
 from oracles import kron_hessian
 
-from dlcert.certificate import Certificate, Verdict
 from dlcert import certify
+from dlcert.certificate import Certificate, Verdict
 from dlcert.statistics import Statistics
 
 SETTINGS = settings(

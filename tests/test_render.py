@@ -11,8 +11,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-from dlcert.certificate import Certificate, to_builtin
 from dlcert import certify
+from dlcert.certificate import Certificate, to_builtin
 from dlcert.render import Format, renderer_for
 from dlcert.render.check_text import CheckView
 from dlcert.render.theme import THEME

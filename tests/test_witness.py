@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dlcert.certificate import Verdict
 from dlcert import certify
+from dlcert.certificate import Verdict
 from dlcert.cli import app
 from dlcert.hessian import dense_hessian
 from dlcert.io import save_weights
@@ -143,7 +143,7 @@ def test_verdicts_agree_with_dense_hessian_and_rank_rule_and_carry_witnesses(tmp
         case = f"widths={widths} S={idx} seed={seed}"
         assert cert.verdict is oracle, (case, cert.verdict, cert.reasons, lam[0])
         assert cert.rank_rule.decision == oracle.value, case
-        assert not any("Thm 2.3(iv)" in r for r in cert.reasons), (case, cert.reasons)
+        assert not any("Thm 2.3(iv)" in r.message for r in cert.reasons), (case, cert.reasons)
         seen[oracle.value] = seen.get(oracle.value, 0) + 1
         if oracle is Verdict.GLOBAL_MINIMUM:
             assert cert.witness is None
@@ -274,15 +274,17 @@ def test_scalar_chain_zero_point_verdicts(n_layers: int, verdict: Verdict, order
     verify_plain(X, Y, [np.zeros((1, 1))] * n_layers, list(cert.witness.point), cert.witness.radius)
 
 
-def test_kawaguchi_iv_reason_when_the_hessian_shows_no_negative_curvature() -> None:
-    from dlcert.certificate import HessianSpectrum, TheoremCheck
-    from dlcert.certify import _kawaguchi_iv_against_hessian
+def test_kawaguchi_iv_note_when_the_hessian_shows_no_negative_curvature() -> None:
+    from dataclasses import replace
 
-    iv = TheoremCheck("kawaguchi2016.thm2.3.iv", True, True, "every saddle here is strict")
-    flat = HessianSpectrum(1e-14, 5.0, "lobpcg", True, 10, 1e-10)
-    reasons = _kawaguchi_iv_against_hessian([iv], False, flat, -1e-9)
-    assert len(reasons) == 1 and "must have a negative Hessian eigenvalue" in reasons[0]
-    assert "1.000e-14" in reasons[0] and "converged: True" in reasons[0]
-    assert _kawaguchi_iv_against_hessian([iv], True, flat, -1e-9) == []
-    fails = TheoremCheck("kawaguchi2016.thm2.3.iv", True, False, "rank condition fails")
-    assert _kawaguchi_iv_against_hessian([fails], False, flat, -1e-9) == []
+    from dlcert.rules import notes
+    from tests.test_rules import saddle_evidence
+
+    ev = replace(saddle_evidence(), kawaguchi_iv=True, witness_order=3, witness_curvature=None,
+                 lambda_min=1e-14, hessian_method="lobpcg")
+    found = [r for r in notes(ev) if r.code == "note.kawaguchi_iv"]
+    assert len(found) == 1 and "must have a negative Hessian eigenvalue" in found[0].message
+    assert "1.000e-14" in found[0].message
+    assert not [r for r in notes(replace(ev, witness_order=2, witness_curvature=-1.0))
+                if r.code == "note.kawaguchi_iv"]
+    assert not [r for r in notes(replace(ev, kawaguchi_iv=False)) if r.code == "note.kawaguchi_iv"]

@@ -39,6 +39,8 @@ class Evidence:
     relative_gap : ``(L - L*) / (syy/2)``. value_error : error bound of relative gap and excess.
     ftol : tolerance on the gap and on the excess.
     learned_set : S read from the product (``None`` when unreadable). top_set : S is a top set.
+    misplaced : S misses a larger s_j than one it holds, by more than ftol in value (then the
+        exact point is a strict saddle: Achour et al. 2021, item 2 of the rank rule).
     critical_excess : ``(L - c_S) / (syy/2)``. critical_value_above_optimum : ``(c_S - L*) / (syy/2)``.
     tie_at_k : s_k and s_(k+1) are tied within ftol (not exactly), so c_S near L* is ambiguous.
     rank_rule : decision of the rank rule or ``None``; rank_rule_reason : why undecided.
@@ -64,6 +66,7 @@ class Evidence:
     ftol: float
     learned_set: tuple[int, ...] | None
     top_set: bool | None
+    misplaced: bool
     critical_excess: float | None
     critical_value_above_optimum: float | None
     tie_at_k: bool
@@ -206,11 +209,16 @@ RULES: tuple[Rule, ...] = (
          lambda e: e.strong_order2,
          lambda e: (f"order-2 escape: curvature v^T H v = {_g(e.witness_curvature)} < "
                     f"-{e.curvature_threshold:.3e} along a unit direction")),
+    Rule("strict.misplaced_set", Verdict.STRICT_SADDLE,
+         lambda e: e.misplaced and e.witness_order == 2,
+         lambda e: (f"the learned set S = {list(e.learned_set or ())} misses a larger singular value than one it "
+                    f"holds (a strict saddle after Achour et al. 2021); order-2 escape with curvature "
+                    f"{_g(e.witness_curvature)}")),
     Rule("inconclusive.kawaguchi_iv_conflict", Verdict.INCONCLUSIVE,
          lambda e: e.rank_rule == "non_strict_saddle" and e.kawaguchi_iv,
          lambda e: "the rank rule says non-strict but Kawaguchi 2016 Thm 2.3(iv) says every saddle is strict"),
     Rule("inconclusive.no_escape_witness", Verdict.INCONCLUSIVE,
-         lambda e: e.rank_rule == "non_strict_saddle" and not (e.witness_order or 0) >= 3,
+         lambda e: e.rank_rule == "non_strict_saddle" and e.witness_order is None,
          lambda e: "the rank rule says non-strict but no higher-order escape witness was found"),
     Rule("non_strict.tightened", Verdict.NON_STRICT_SADDLE,
          lambda e: e.rank_rule == "non_strict_saddle",
@@ -246,6 +254,17 @@ def notes(e: Evidence) -> list[Reason]:
             "note.precision_floor",
             f"gtol raised from {e.gtol_requested:.1e} to {e.gtol:.1e}: rounding the stored weights moves the "
             "relative gradient by up to that much (ill-conditioned partial products)"))
+    if e.witness_order == 2 and not e.strong_order2 and e.rank_rule == "non_strict_saddle":
+        out.append(Reason(
+            "note.rounding_curvature",
+            f"the escape direction's curvature {_g(e.witness_curvature)} is within the curvature threshold "
+            f"{e.curvature_threshold:.3e}: rounding-level, not negative curvature"))
+    if (e.kawaguchi_iv and e.gap_certainly_beyond and not e.strong_order2 and not e.eigenvalue_negative):
+        out.append(Reason(
+            "note.kawaguchi_iv",
+            "Kawaguchi 2016 Thm 2.3(iv): rank(W_{N-1}...W_2) equals the smallest hidden width, so a saddle "
+            f"here must have a negative Hessian eigenvalue, but none was shown (lambda_min = "
+            f"{_g(e.lambda_min)}, {e.hessian_method})"))
     if e.hessian_method in ("lobpcg", "lanczos") and e.witness_order is not None and e.witness_order >= 3:
         out.append(Reason(
             "note.iterative_spectrum",

@@ -1,0 +1,120 @@
+"""The rule table of ``dlcert.rules``: every rule reached by a hand-built Evidence.
+
+Evidence is built by hand (no numerics), so each test states exactly which recorded numbers
+lead to which verdict and reason code; ``test_every_rule_is_reached`` fails when a rule is
+added without a case here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from dlcert import Evidence, Verdict, decide
+from dlcert.rules import RULES, notes
+
+
+def saddle_evidence() -> Evidence:
+    """A clean strict saddle: critical, at a critical value well above L*, order-2 witness."""
+    return Evidence(
+        depth=3, all_layers_nonzero=True, relative_gradient=1e-15, gtol=1.5e-7, gtol_requested=1.5e-7,
+        gradient_floor=1e-15, gtol_ceiling=1e-3, relative_gap=0.3, value_error=1e-15, ftol=1.8e-11,
+        learned_set=(1,), top_set=False, misplaced=False, critical_excess=1e-16,
+        critical_value_above_optimum=0.3, tie_at_k=False, rank_rule="strict_saddle", rank_rule_reason="",
+        yun_id="yun2018.thm2.1", yun_holds=False, kawaguchi_iv=False, hessian_method="dense",
+        lambda_min=-1.0, lambda_min_error=1e-14, lambda_max=5.0, curvature_threshold=1e-6,
+        solver_failure=False, witness_order=2, witness_curvature=-1.0,
+    )
+
+
+def global_evidence() -> Evidence:
+    return replace(saddle_evidence(), relative_gap=1e-16, learned_set=(1, 2), top_set=True,
+                   critical_excess=1e-16, critical_value_above_optimum=0.0, rank_rule="global_minimum",
+                   yun_holds=True, lambda_min=-1e-15, witness_order=None, witness_curvature=None)
+
+
+def non_strict_evidence() -> Evidence:
+    return replace(saddle_evidence(), rank_rule="non_strict_saddle", witness_order=3, witness_curvature=None,
+                   lambda_min=-1e-15, yun_holds=False)
+
+
+S, G, NS = saddle_evidence, global_evidence, non_strict_evidence
+
+CASES: list[tuple[str, Any, dict[str, Any], Verdict]] = [
+    ("not_critical.gradient", S, {"relative_gradient": 1e-3}, Verdict.NOT_CRITICAL),
+    ("not_critical.gradient", S, {"relative_gradient": float("nan")}, Verdict.NOT_CRITICAL),
+    ("inconclusive.precision_floor", S,
+     {"relative_gradient": 5e-3, "gtol": 1e-2, "gradient_floor": 1e-2}, Verdict.INCONCLUSIVE),
+    ("inconclusive.gap_within_error", G, {"relative_gap": 1e-11, "value_error": 1e-10}, Verdict.INCONCLUSIVE),
+    ("inconclusive.tie_at_optimum", G, {"tie_at_k": True, "top_set": False}, Verdict.INCONCLUSIVE),
+    ("inconclusive.yun_disagrees", G, {"yun_holds": False}, Verdict.INCONCLUSIVE),
+    ("inconclusive.rank_rule_disagrees", G, {"rank_rule": "strict_saddle", "yun_holds": None},
+     Verdict.INCONCLUSIVE),
+    ("inconclusive.negative_curvature_at_minimum", G, {"witness_order": 2, "witness_curvature": -1.0},
+     Verdict.INCONCLUSIVE),
+    ("inconclusive.negative_curvature_at_minimum", G, {"lambda_min": -1.0}, Verdict.INCONCLUSIVE),
+    ("global.gap", G, {}, Verdict.GLOBAL_MINIMUM),
+    ("global.gap", G, {"tie_at_k": True, "top_set": True}, Verdict.GLOBAL_MINIMUM),
+    ("inconclusive.no_learned_set", S, {"learned_set": None, "critical_excess": None}, Verdict.INCONCLUSIVE),
+    ("not_critical.between_critical_values", S, {"critical_excess": 1e-6}, Verdict.NOT_CRITICAL),
+    ("inconclusive.critical_value_near_optimum", S,
+     {"critical_value_above_optimum": 1e-12, "relative_gap": 1e-9}, Verdict.INCONCLUSIVE),
+    ("inconclusive.yun_disagrees", S, {"yun_holds": True}, Verdict.INCONCLUSIVE),
+    ("inconclusive.rank_rule_disagrees", S, {"rank_rule": "global_minimum"}, Verdict.INCONCLUSIVE),
+    ("inconclusive.strictness_conflict", NS, {"witness_order": 2, "witness_curvature": -1.0},
+     Verdict.INCONCLUSIVE),
+    ("strict.negative_curvature", S, {}, Verdict.STRICT_SADDLE),
+    ("strict.negative_curvature", S, {"rank_rule": None}, Verdict.STRICT_SADDLE),
+    ("strict.misplaced_set", S, {"misplaced": True, "witness_curvature": -1e-9}, Verdict.STRICT_SADDLE),
+    ("inconclusive.kawaguchi_iv_conflict", NS, {"kawaguchi_iv": True}, Verdict.INCONCLUSIVE),
+    ("inconclusive.no_escape_witness", NS, {"witness_order": None}, Verdict.INCONCLUSIVE),
+    ("non_strict.tightened", NS, {}, Verdict.NON_STRICT_SADDLE),
+    ("non_strict.tightened", NS, {"witness_order": 2, "witness_curvature": -1e-9}, Verdict.NON_STRICT_SADDLE),
+    # A weak order-2 curvature (within the threshold) is not proof of strictness.
+    ("inconclusive.strictness_undecided", S, {"witness_curvature": -1e-9}, Verdict.INCONCLUSIVE),
+    ("inconclusive.strictness_undecided", S, {"witness_order": 3, "witness_curvature": None},
+     Verdict.INCONCLUSIVE),
+    # An iterative solver's claim decides nothing: a failed solver's lambda_min is ignored.
+    ("inconclusive.strictness_undecided", S,
+     {"witness_order": None, "witness_curvature": None, "lambda_min": -1.0, "solver_failure": True},
+     Verdict.INCONCLUSIVE),
+]
+
+
+@pytest.mark.parametrize(("code", "base", "changes", "verdict"), CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_rule(code: str, base: Any, changes: dict[str, Any], verdict: Verdict) -> None:
+    got, reason = decide(replace(base(), **changes))
+    assert (got, reason.code) == (verdict, code), reason.message
+    assert reason.message
+
+
+def test_every_rule_is_reached() -> None:
+    assert {r.code for r in RULES} == {c[0] for c in CASES}
+
+
+def test_rule_codes_are_stable_and_prefixed_by_their_verdict() -> None:
+    prefix = {Verdict.GLOBAL_MINIMUM: "global.", Verdict.STRICT_SADDLE: "strict.",
+              Verdict.NON_STRICT_SADDLE: "non_strict.", Verdict.NOT_CRITICAL: "not_critical.",
+              Verdict.INCONCLUSIVE: "inconclusive."}
+    for rule in RULES:
+        assert rule.code.startswith(prefix[rule.verdict]), rule.code
+
+
+def test_decide_imports_no_numpy() -> None:
+    import dlcert.rules as module
+
+    source = open(module.__file__).read()
+    assert "import numpy" not in source and "from numpy" not in source
+
+
+def test_notes() -> None:
+    ev = replace(saddle_evidence(), solver_failure=True, lambda_min=1e-3)
+    assert any(r.code == "note.solver_failure" for r in notes(ev))
+    ev = replace(saddle_evidence(), gradient_floor=1e-5, gtol=1e-5, relative_gradient=1e-6)
+    assert any(r.code == "note.precision_floor" for r in notes(ev))
+    ev = replace(non_strict_evidence(), witness_order=2, witness_curvature=-1e-9)
+    assert any(r.code == "note.rounding_curvature" for r in notes(ev))
+    assert notes(saddle_evidence()) == []
