@@ -70,15 +70,23 @@ def normalize(
     logs = [(_exponent_of(_max_abs_norm(w)) if np.any(w) else None) for w in weights]
     live = [i for i, e in enumerate(logs) if e is not None]
     exps = [0] * len(weights)
-    if live:
-        total = sum(logs[i] for i in live)  # type: ignore[misc]
-        target_total = total + (ey - ex)  # sum of log-norms after scaling
-        base, extra = divmod(target_total, len(live))
-        for pos, i in enumerate(live):
-            target = base + (1 if pos < extra else 0)
-            exps[i] = target - logs[i]  # type: ignore[operator]
+    dead = [i for i, e in enumerate(logs) if e is None]
+    need = ey - ex  # the exponents must sum to this for the rescaled problem to be equivalent
+    if dead:
+        # The product is zero: live layers go to unit norm and zero layers (which stay zero)
+        # absorb the rest. The Hessian at the point depends only on the rescaled non-zero
+        # layers and data, so it is O(1) whatever the zero layers absorbed.
+        for i in live:
+            exps[i] = -logs[i]  # type: ignore[operator]
+        rest = need - sum(exps)
+        base, extra = divmod(rest, len(dead))
+        for pos, i in enumerate(dead):
+            exps[i] = base + (1 if pos < extra else 0)
     else:
-        exps[-1] = ey - ex
+        total = sum(logs[i] for i in live)  # type: ignore[misc]
+        base, extra = divmod(total + need, len(live))  # sum of log-norms after scaling
+        for pos, i in enumerate(live):
+            exps[i] = base + (1 if pos < extra else 0) - logs[i]  # type: ignore[operator]
     norm = Normalization(ex, ey, tuple(exps))
     scaled = tuple(np.ldexp(np.asarray(w, dtype=np.float64), e) for w, e in zip(weights, exps, strict=True))
     new_stats = Statistics(

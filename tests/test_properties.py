@@ -153,3 +153,43 @@ def test_float64_verdict_matches_oracle(d: Draw) -> None:
         negative = lam[0] < -1e-8 * np.max(np.abs(lam))
         expected = Verdict.STRICT_SADDLE if negative else Verdict.NON_STRICT_SADDLE
     assert cert.verdict is expected, cert.reasons
+
+
+@SETTINGS
+@given(draws(dtypes=(np.float64,)), st.sampled_from([1e150, 1e-150]), st.sampled_from([1e150, 1e-150, 1.0]),
+       st.sampled_from([1e100, 1e-100]))
+def test_verdict_invariant_at_extreme_scales(d: Draw, cx: float, cy: float, a: float) -> None:
+    """Data scaled by 1e+-150 and weights rebalanced by 1e+-100: no refusal, no internal error,
+    the same verdict (dlcert rescales exactly by powers of two before measuring)."""
+    point = stored(d)
+    assume(point is not None)
+    assert point is not None
+    W, X, Y = point
+    cert = run(W, X, Y)
+    W2 = [w.copy() for w in W]
+    W2[0] = W2[0] / cx
+    W2[-1] = W2[-1] * cy
+    i = d.layer - 1
+    W2[i] = W2[i] * a
+    W2[i + 1] = W2[i + 1] / a
+    assume(all(np.isfinite(w).all() and np.any(w) == np.any(w0) for w, w0 in zip(W2, W, strict=True)))
+    cert2 = run(W2, X * cx, Y * cy)
+    note(f"{cert.verdict.value} {cert.reasons} -> {cert2.verdict.value} {cert2.reasons}")
+    assert cert2.verdict is cert.verdict
+
+
+@SETTINGS
+@given(draws(dtypes=(np.float64,)), st.integers(0, 2**32 - 1))
+def test_perturbation_at_stored_precision_never_certifies_a_non_critical_point(d: Draw, seed: int) -> None:
+    """Take a point that is not critical; perturb its weights at their own precision: still no certificate."""
+    point = stored(d)
+    assume(point is not None)
+    assert point is not None
+    W, X, Y = point
+    rng = np.random.default_rng(seed)
+    moved = [w + 1e-3 * rng.standard_normal(w.shape) * (np.max(np.abs(w)) + 1.0) for w in W]
+    cert = run(moved, X, Y)
+    assume(cert.verdict is Verdict.NOT_CRITICAL)
+    eps = float(np.finfo(np.float64).eps)
+    jiggled = [w * (1 + eps * rng.standard_normal(w.shape)) for w in moved]
+    assert run(jiggled, X, Y).verdict in (Verdict.NOT_CRITICAL, Verdict.INCONCLUSIVE)

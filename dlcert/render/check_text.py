@@ -35,8 +35,8 @@ class CheckView:
         yield self._theorems()
         if c.reasons:
             yield Panel(
-                Group(*[Text(f"- {r.message} [{r.code}]") for r in c.reasons]), title="reasons (first: the rule that decided)",
-                title_align="left",
+                Group(*[Text(f"- {r.message} [{r.code}]") for r in c.reasons]),
+                title="reasons (first: the rule that decided)", title_align="left",
             )
 
     def _headline(self) -> Panel:
