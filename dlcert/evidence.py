@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dlcert.assumptions import Assumptions, measure_assumptions
+from dlcert.channels import Channel, strongest_channel
 from dlcert.certificate import (
     CriticalValue,
     HessianSpectrum,
@@ -55,6 +56,7 @@ from dlcert.statistics import Statistics
 from dlcert.strictness import learned_index_set, near_tie, rank_rule
 from dlcert.theorems import measure_point, theorem_table
 from dlcert.tolerances import (
+    DENSE_EIG_GAMMA,
     EPS64,
     EXTENDED_MAX_WIDTH,
     GAP_GAMMA,
@@ -96,6 +98,20 @@ def products_scale(cache: PointCache, S: np.ndarray) -> float:
     return sum(
         _norm2(cache.A[j]) * _norm2(w) * _norm2(cache.B[j] @ S) for j, w in enumerate(cache.weights)
     )
+
+
+def cache_params(cache: PointCache) -> int:
+    return sum(int(w.size) for w in cache.weights)
+
+
+def hessian_scale(cache: PointCache, S: np.ndarray) -> float:
+    """The magnitude of the terms the Hessian is summed from (its rounding is eps times this):
+    ``(sum_j ||A_j|| ||B_j S||)^2 + ||E|| (sum_j ||A_j||) (sum_i ||B_i||)`` (the second term bounds
+    the residual terms ``A_j^T E B_i^T`` that couple layers). Unlike ``max |lambda|`` it does not
+    vanish when cancellation makes the Hessian itself tiny."""
+    gn = sum(_norm2(a) * _norm2(b @ S) for a, b in zip(cache.A, cache.B, strict=True))
+    en = _norm2(cache.E) * sum(_norm2(a) for a in cache.A) * sum(_norm2(b) for b in cache.B)
+    return gn * gn + en
 
 
 def _extended_product(weights: Sequence[np.ndarray]) -> np.ndarray:
@@ -235,20 +251,29 @@ def measure(
     threshold = 0.0
     failure = False
     rel_gap = gap / half_syy
+    channel: Channel | None = None
     if critical:
         curvature_dir = None
         if rel_gap > tol.ftol or rule.decision in ("strict_saddle", "non_strict_saddle"):
+            channel, channel_dirs = strongest_channel(cache, wh, tol.rank_rtol)
+            extra = [Direction(V, tuple(i + 1 for i, v in enumerate(V) if np.any(v)), "channel")
+                     for V in channel_dirs]
             witness, curvature_dir = find_witness(
                 ws, stats, wh, cache, tol.rank_rtol, index_set=learned, radius=radius,
                 min_preferred_order=3 if rule.decision == "non_strict_saddle" else 2,
+                extra=extra,
             )
         spec, vmin = spectrum(
             stats, cache, direction=curvature_dir.V if curvature_dir else None,
             dense_limit=dense_limit, time_budget=time_budget, n_extremes=n_extremes,
             rtol=max(1e-8, tol.hessian_rtol), seed=seed,
         )
-        scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0))
+        h_scale = hessian_scale(cache, wh.S)
+        scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0), h_scale)
         threshold = tol.hessian_rtol * scale
+        if spec.method == "dense" and spec.min_eigenvalue_error is not None:
+            err = max(spec.min_eigenvalue_error, DENSE_EIG_GAMMA * math.sqrt(cache_params(cache)) * EPS64 * scale)
+            spec = replace(spec, min_eigenvalue_error=err, max_eigenvalue_error=err)
         if (
             n >= 2 and nonzero and spec.min_eigenvalue is not None
             and spec.min_eigenvalue > (spec.min_eigenvalue_error or 0.0)
@@ -295,6 +320,8 @@ def measure(
         solver_failure=failure,
         witness_order=None if witness is None else witness.order,
         witness_curvature=(2.0 * witness.coefficient if witness is not None and witness.order == 2 else None),
+        channel_strength=None if channel is None else channel.strength,
+        channel_noise=max(max(rel), floor, 100.0 * EPS64),
     )
     return Measurements(
         evidence=evidence, tolerances=tol, whitening=wh, assumptions=assumptions, cache=cache,

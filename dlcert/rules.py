@@ -52,6 +52,8 @@ class Evidence:
     solver_failure : the solver reported a lambda_min that cannot be true.
     witness_order : lowest order of the best confirmed escape witness (``None``: none found).
     witness_curvature : ``v^T H v`` along the order-2 witness direction (``None`` otherwise).
+    channel_strength : strongest second-order channel (``dlcert.channels``; ``None``: not measured).
+    channel_noise : channel strengths up to ``10 * channel_noise`` are rounding (no channel).
     """
 
     depth: int
@@ -83,6 +85,8 @@ class Evidence:
     solver_failure: bool
     witness_order: int | None
     witness_curvature: float | None
+    channel_strength: float | None = None
+    channel_noise: float = 0.0
 
     # Derived predicates (pure arithmetic on the fields above).
     @property
@@ -104,6 +108,15 @@ class Evidence:
             self.witness_order == 2
             and self.witness_curvature is not None
             and self.witness_curvature < -self.curvature_threshold
+        )
+
+    @property
+    def no_channel(self) -> bool:
+        """No second-order channel beyond rounding (and S is a top set)."""
+        return (
+            self.channel_strength is not None
+            and not self.misplaced
+            and self.channel_strength <= 10.0 * self.channel_noise
         )
 
     @property
@@ -223,6 +236,14 @@ RULES: tuple[Rule, ...] = (
     Rule("non_strict.tightened", Verdict.NON_STRICT_SADDLE,
          lambda e: e.rank_rule == "non_strict_saddle",
          lambda e: (f"tightened partial-product ranks (after Achour et al. 2021): no negative curvature; "
+                    f"the loss drops like t^{e.witness_order} along the escape witness")),
+    Rule("inconclusive.no_channel_witness", Verdict.INCONCLUSIVE,
+         lambda e: e.no_channel and e.witness_order is None,
+         lambda e: "no second-order channel (non-strict) but no higher-order escape witness was found"),
+    Rule("non_strict.no_channel", Verdict.NON_STRICT_SADDLE,
+         lambda e: e.no_channel and not e.eigenvalue_negative,
+         lambda e: (f"no second-order channel: the strongest pair of layers carries {_g(e.channel_strength)} "
+                    f"<= 10 x rounding {e.channel_noise:.1e}, so no order-2 escape exists (docs/strictness.md); "
                     f"the loss drops like t^{e.witness_order} along the escape witness")),
     Rule("inconclusive.strictness_undecided", Verdict.INCONCLUSIVE,
          lambda e: True,

@@ -330,6 +330,7 @@ def find_witness(
     orders: Sequence[int] | None = None,
     radius: float | None = None,
     min_preferred_order: int = 2,
+    extra: Sequence[Direction] = (),
 ) -> tuple[Witness | None, Direction | None]:
     """Search structured directions; return the best witness (lowest order, then largest decrease).
 
@@ -339,7 +340,7 @@ def find_witness(
     """
     n = len(weights)
     rad = radius if radius is not None else default_radius(weights)
-    directions: list[Direction] = []
+    directions: list[Direction] = list(extra)
     if index_set is not None:
         missing = [j for j in range(1, wh.s.size + 1) if j not in index_set and wh.s[j - 1] > 0]
         learned = sorted(index_set)

@@ -1,0 +1,127 @@
+"""Second-order channels: where a missing direction can be routed at order 2 (docs/strictness.md).
+
+At a critical point, for layers ``l1 < l2`` let ``G = A_l2^T E B_l1^T`` (the residual seen
+between the two layers) and ``M = W_(l2-1)...W_(l1+1)``. Along ``V`` moving only these two layers
+by rank-one matrices ``a z q^T`` (layer l1) and ``b p y^T`` (layer l2), the t^2 coefficient of
+``L(W + tV) - L(W)`` is
+
+    1/2 ||a P_1 + b P_2||^2 + a b (y^T M z)(p^T G q),
+    P_1 = A_l1 z q^T B_l1 S,   P_2 = A_l2 p y^T B_l2 S.
+
+If one side is a *dead end* (``A_l1 z = 0``, so ``P_1 = 0``; or ``y^T B_l2 S = 0``, so ``P_2 = 0``)
+while ``(y^T M z)(p^T G q) != 0``, this 2x2 form is indefinite: the point is a strict saddle,
+with an explicit order-2 direction. A *channel* is such a pair: ``G != 0`` and
+``M null(A_l1) != 0`` or ``null((B_l2 S)^T)^T M != 0``. Its strength (scale-free) is
+``sigma_max(G) / (||A_l2|| ||E|| ||B_l1||)`` times ``sigma_max(M N) / ||M||``.
+
+This module measures the channels and builds their directions; nothing here decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlcert.objective import PointCache
+from dlcert.optimum import Whitening
+from dlcert.products import chain, null_space
+
+
+@dataclass(frozen=True)
+class Channel:
+    """The strongest order-2 channel found.
+
+    strength : scale-free strength (0 when there is none). layers : ``(l1, l2)``, 1-based.
+    dead_end : ``"input"`` (``A_l1 z = 0``) or ``"output"`` (``y^T B_l2 S = 0``).
+    """
+
+    strength: float
+    layers: tuple[int, int] | None
+    dead_end: str | None
+
+
+def _norm2(a: np.ndarray) -> float:
+    return float(np.linalg.norm(a, 2)) if a.size and np.any(a) else 0.0
+
+
+def _top(a: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    return float(s[0]), u[:, 0], vt[0]
+
+
+def channel_pairs(n: int, limit: int = 4096) -> list[tuple[int, int]]:
+    """All pairs ``l1 < l2`` (at most ``limit``, adjacent pairs first)."""
+    pairs = [(a, a + gap) for gap in range(1, n) for a in range(1, n - gap + 1)]
+    return pairs[:limit]
+
+
+def strongest_channel(
+    cache: PointCache, wh: Whitening, rtol: float
+) -> tuple[Channel, list[tuple[np.ndarray, ...]]]:
+    """The strongest channel and the order-2 directions (one per channel found, unit norm)."""
+    W = cache.weights
+    n = len(W)
+    e_norm = _norm2(cache.E)
+    best = Channel(0.0, None, None)
+    directions: list[tuple[np.ndarray, ...]] = []
+    if n < 2 or e_norm == 0.0:
+        return best, directions
+    nz = {layer: null_space(cache.A[layer - 1], rtol) for layer in range(1, n + 1)}
+    ny = {layer: null_space((cache.B[layer - 1] @ wh.S).T, rtol) for layer in range(1, n + 1)}
+    for l1, l2 in channel_pairs(n):
+        A2, B1 = cache.A[l2 - 1], cache.B[l1 - 1]
+        G = A2.T @ cache.E @ B1.T
+        scale_g = _norm2(A2) * e_norm * _norm2(B1)
+        if scale_g == 0.0 or not np.any(G):
+            continue
+        sg, p, q = _top(G)
+        g_rel = sg / scale_g
+        M = chain(W, l1 + 1, l2 - 1)
+        m_norm = _norm2(M)
+        if m_norm == 0.0:
+            continue
+        for dead_end in ("input", "output"):
+            if dead_end == "input":
+                N = nz[l1]
+                if N.shape[1] == 0:
+                    continue
+                sk, a_vec, b_vec = _top(M @ N)
+                z, y = N @ b_vec, a_vec
+            else:
+                N = ny[l2]
+                if N.shape[1] == 0:
+                    continue
+                sk, a_vec, b_vec = _top(N.T @ M)
+                y, z = N @ a_vec, b_vec
+            strength = g_rel * sk / m_norm
+            if strength > best.strength:
+                best = Channel(strength, (l1, l2), dead_end)
+            V = _direction(cache, wh, l1, l2, z, q, p, y, sg * float(y @ M @ z))
+            if V is not None:
+                directions.append(V)
+    return best, directions
+
+
+def _direction(
+    cache: PointCache, wh: Whitening, l1: int, l2: int,
+    z: np.ndarray, q: np.ndarray, p: np.ndarray, y: np.ndarray, coupling: float,
+) -> tuple[np.ndarray, ...] | None:
+    """The unit direction ``(a z q^T, b p y^T)`` minimising the 2x2 t^2 form."""
+    W = cache.weights
+    V1, V2 = np.outer(z, q), np.outer(p, y)
+    P1 = cache.A[l1 - 1] @ V1 @ cache.B[l1 - 1] @ wh.S
+    P2 = cache.A[l2 - 1] @ V2 @ cache.B[l2 - 1] @ wh.S
+    n1, n2 = float(np.linalg.norm(V1)), float(np.linalg.norm(V2))
+    if n1 == 0.0 or n2 == 0.0:
+        return None
+    P1, P2, c = P1 / n1, P2 / n2, coupling / (n1 * n2)
+    form = 0.5 * np.array([[np.vdot(P1, P1), np.vdot(P1, P2) + c], [np.vdot(P1, P2) + c, np.vdot(P2, P2)]])
+    lam, vec = np.linalg.eigh(form)
+    if not lam[0] < 0:
+        return None
+    a, b = vec[:, 0]
+    out = [np.zeros_like(w) for w in W]
+    out[l1 - 1] = a * V1 / n1
+    out[l2 - 1] = out[l2 - 1] + b * V2 / n2
+    return tuple(out)
