@@ -193,6 +193,8 @@ class Witness:
     coefficient : the coefficient of ``t^q`` (negative), with ``||V||_F = 1``.
     layers_moved : 1-based indices of the layers that move.
     point : the weights ``W'`` (not part of :meth:`Certificate.to_dict`).
+    coefficient_scale : the magnitude of the terms the coefficient is summed from (the same sums
+        on absolute values): a coefficient small against it is what rounding can create.
     """
 
     kind: str
@@ -203,6 +205,7 @@ class Witness:
     coefficient: float
     layers_moved: list[int]
     point: tuple[np.ndarray, ...] = field(repr=False, compare=False)
+    coefficient_scale: float | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dlcert.assumptions import Assumptions, measure_assumptions
-from dlcert.channels import Channel, strongest_channel
 from dlcert.certificate import (
     CriticalValue,
     HessianSpectrum,
@@ -34,6 +33,7 @@ from dlcert.certificate import (
     Tolerances,
     Witness,
 )
+from dlcert.channels import Channel, strongest_channel
 from dlcert.hessian import spectrum
 from dlcert.objective import (
     PointCache,
@@ -322,6 +322,11 @@ def measure(
         witness_curvature=(2.0 * witness.coefficient if witness is not None and witness.order == 2 else None),
         channel_strength=None if channel is None else channel.strength,
         channel_noise=max(max(rel), floor, 100.0 * EPS64),
+        witness_threshold=(
+            2.0 * tol.hessian_rtol * witness.coefficient_scale
+            if witness is not None and witness.order == 2 and witness.coefficient_scale is not None
+            else None
+        ),
     )
     return Measurements(
         evidence=evidence, tolerances=tol, whitening=wh, assumptions=assumptions, cache=cache,

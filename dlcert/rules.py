@@ -52,6 +52,9 @@ class Evidence:
     solver_failure : the solver reported a lambda_min that cannot be true.
     witness_order : lowest order of the best confirmed escape witness (``None``: none found).
     witness_curvature : ``v^T H v`` along the order-2 witness direction (``None`` otherwise).
+    witness_threshold : curvature along the witness below ``-witness_threshold`` is beyond what
+        the point's distance from criticality can create (``hessian_rtol`` times the magnitude of
+        the terms of that coefficient: invariant under a change of basis between layers).
     channel_strength : strongest second-order channel (``dlcert.channels``; ``None``: not measured).
     channel_noise : channel strengths up to ``10 * channel_noise`` are rounding (no channel).
     """
@@ -87,6 +90,7 @@ class Evidence:
     witness_curvature: float | None
     channel_strength: float | None = None
     channel_noise: float = 0.0
+    witness_threshold: float | None = None
 
     # Derived predicates (pure arithmetic on the fields above).
     @property
@@ -104,10 +108,11 @@ class Evidence:
     @property
     def strong_order2(self) -> bool:
         """An order-2 witness whose curvature is beyond the Hessian tolerance (proved negative)."""
+        threshold = self.curvature_threshold if self.witness_threshold is None else self.witness_threshold
         return (
             self.witness_order == 2
             and self.witness_curvature is not None
-            and self.witness_curvature < -self.curvature_threshold
+            and self.witness_curvature < -threshold
         )
 
     @property
@@ -221,7 +226,8 @@ RULES: tuple[Rule, ...] = (
     Rule("strict.negative_curvature", Verdict.STRICT_SADDLE,
          lambda e: e.strong_order2,
          lambda e: (f"order-2 escape: curvature v^T H v = {_g(e.witness_curvature)} < "
-                    f"-{e.curvature_threshold:.3e} along a unit direction")),
+                    f"-{e.witness_threshold if e.witness_threshold is not None else e.curvature_threshold:.3e} "
+                    "along a unit direction")),
     Rule("strict.misplaced_set", Verdict.STRICT_SADDLE,
          lambda e: e.misplaced and e.witness_order == 2,
          lambda e: (f"the learned set S = {list(e.learned_set or ())} misses a larger singular value than one it "

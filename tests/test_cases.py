@@ -22,25 +22,7 @@ CASES = Path(__file__).parent / "data" / "cases"
 EXACT = {"global_minimum", "strict_saddle", "non_strict_saddle"}
 
 #: Cases whose class is proved but which dlcert cannot decide yet, with the cause.
-KNOWN_INCONCLUSIVE = {
-    # Non-strict saddles whose partial-product ranks are not "tightened": the rank rule's
-    # converse is false (SPEC §4 correction) and the complete criterion is not implemented yet.
-    "c1_ns_r0_zero_mid_G0": "non-strict, not tightened",
-    "c1_ns_r0_zero_mid_G4": "non-strict, not tightened",
-    "c2_N4_in2_out3_diffJ": "non-strict, not tightened (different missing directions)",
-    "c2_N6_in4_out5_diffJ": "non-strict, not tightened (different missing directions)",
-    "c3_dygtdx_freeout_N4_ns": "non-strict, last layer writes into target-free outputs",
-    "c4_tie_boundary_diffJ": "non-strict, not tightened (different missing directions)",
-    "c4_ysub_ns_zero": "non-strict, Syx rank-deficient: the rank rule does not apply",
-    "cL_ns_diffJ_G1": "non-strict, not tightened (different missing directions)",
-    "cL_ns_diffJ_G3": "non-strict, not tightened (different missing directions)",
-    # Changes of basis of condition 1e6: the Hessian's scale is set by the gauge, so the strict
-    # saddle's curvature is below the threshold relative to lambda_max.
-    "c1_strict_mid_G6": "gauge of condition 1e6: curvature below the relative threshold",
-    # The tightened rule holds but a (rounding-level) negative eigenvalue of the dense Hessian
-    # beyond its threshold contradicts it.
-    "c3_dxgtdy_freein_N3_ns": "rounding noise in W_1 Sxy counts as rank",
-}
+KNOWN_INCONCLUSIVE: dict[str, str] = {}
 
 NAMES = sorted(p.stem for p in CASES.glob("*.npz"))
 
