@@ -319,7 +319,7 @@ def stable_decrease(
 
 
 def _extended_available(weights: Weights) -> bool:
-    return (
+    return bool(
         np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
         and max(max(w.shape) for w in weights) <= EXTENDED_MAX_WIDTH
     )

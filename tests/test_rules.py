@@ -71,6 +71,24 @@ CASES: list[tuple[str, Any, dict[str, Any], Verdict]] = [
     ("inconclusive.kawaguchi_iv_conflict", NS, {"kawaguchi_iv": True}, Verdict.INCONCLUSIVE),
     ("inconclusive.no_escape_witness", NS, {"witness_order": None}, Verdict.INCONCLUSIVE),
     ("non_strict.tightened", NS, {}, Verdict.NON_STRICT_SADDLE),
+    ("non_strict.no_channel", S,
+     {"rank_rule": "strict_saddle", "witness_order": 3, "witness_curvature": None, "channel_strength": 1e-16,
+      "channel_noise": 1e-15, "lambda_min": -1e-16}, Verdict.NON_STRICT_SADDLE),
+    ("inconclusive.no_channel_witness", S,
+     {"witness_order": None, "witness_curvature": None, "channel_strength": 1e-16, "channel_noise": 1e-15,
+      "lambda_min": -1e-16}, Verdict.INCONCLUSIVE),
+    # A channel above rounding but no confirmed order-2 witness: undecided, not non-strict.
+    ("inconclusive.strictness_undecided", S,
+     {"witness_order": 3, "witness_curvature": None, "channel_strength": 1e-3, "channel_noise": 1e-15,
+      "lambda_min": -1e-16}, Verdict.INCONCLUSIVE),
+    # A misplaced learned set is never non-strict by the channel rule.
+    ("inconclusive.strictness_undecided", S,
+     {"misplaced": True, "witness_order": 3, "witness_curvature": None, "channel_strength": 0.0,
+      "channel_noise": 1e-15, "lambda_min": -1e-16}, Verdict.INCONCLUSIVE),
+    # The per-direction threshold decides an order-2 witness when it is recorded.
+    ("inconclusive.strictness_undecided", S, {"witness_threshold": 2.0}, Verdict.INCONCLUSIVE),
+    ("strict.negative_curvature", S, {"witness_threshold": 1e-9, "curvature_threshold": 5.0},
+     Verdict.STRICT_SADDLE),
     ("non_strict.tightened", NS, {"witness_order": 2, "witness_curvature": -1e-9}, Verdict.NON_STRICT_SADDLE),
     # A weak order-2 curvature (within the threshold) is not proof of strictness.
     ("inconclusive.strictness_undecided", S, {"witness_curvature": -1e-9}, Verdict.INCONCLUSIVE),
