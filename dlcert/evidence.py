@@ -272,8 +272,8 @@ def measure(
         scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0), h_scale)
         threshold = tol.hessian_rtol * scale
         if spec.method == "dense" and spec.min_eigenvalue_error is not None:
-            floor = DENSE_EIG_GAMMA * math.sqrt(cache_params(cache)) * EPS64 * scale
-            err = max(spec.min_eigenvalue_error, floor)
+            eig_floor = DENSE_EIG_GAMMA * math.sqrt(cache_params(cache)) * EPS64 * scale
+            err = max(spec.min_eigenvalue_error, eig_floor)
             spec = replace(spec, min_eigenvalue_error=err, max_eigenvalue_error=err)
         if (
             n >= 2 and nonzero and spec.min_eigenvalue is not None
