@@ -65,6 +65,8 @@ class Tolerances:
     gtol_requested : the gradient tolerance asked for (or its default from ``eps``).
     gradient_floor : how far rounding the stored weights to ``eps`` can move the relative
         gradient of an exact critical point (``eps * kappa``, ``kappa`` the products' scale).
+    ftol_requested : the value tolerance asked for (or its default); ``ftol`` is the larger of it
+        and ``value_floor``, what rounding the stored weights adds to a critical point's gap.
     """
 
     gtol: float
@@ -74,6 +76,8 @@ class Tolerances:
     eps: float
     gtol_requested: float = 0.0
     gradient_floor: float = 0.0
+    ftol_requested: float = 0.0
+    value_floor: float = 0.0
 
 
 @dataclass(frozen=True)

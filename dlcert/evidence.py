@@ -10,6 +10,10 @@ Error bounds recorded here (``docs/tolerances.md``):
 * ``gradient_floor = eps_w * max_i kappa_i``: rounding the stored weights (precision
   ``eps_w``) moves the relative gradient of an exact critical point by at most about this, with
   ``kappa = sum_j ||A_j|| ||W_j|| ||B_j S|| / ||Y||`` (the products' scale over the data).
+* ``value_floor = 16 eps_w^2 sum_p H_pp w_p^2 / (3 syy)``: rounding each stored weight ``w_p``
+  by a relative ``eps_w`` raises the loss of an exact critical point by about
+  ``eps_w^2/6 sum_p H_pp w_p^2`` (``H_pp`` the Hessian's diagonal, the Gauss-Newton diagonal);
+  ``ftol`` is raised to it (recorded), as ``gtol`` is to the gradient floor.
 * ``value_error``: the error of the relative gap and of ``(L - c_S) / (syy/2)``: the
   statistics' rounding (first order in ``R - R_S*``, by the envelope theorem, plus whatever Y
   could hold in directions of Sxx below its noise) and the arithmetic of the product (measured
@@ -100,6 +104,18 @@ def products_scale(cache: PointCache, S: np.ndarray) -> float:
     )
 
 
+def diagonal_curvature(cache: PointCache, S: np.ndarray) -> float:
+    """``sum_p H_pp w_p^2``: the Hessian's diagonal (its Gauss-Newton part; the residual part has
+    zero diagonal blocks) weighted by the squared weights, in O(parameters) after the products:
+    ``H_(j,ab) = ||A_j[:, a]||^2 ||(B_j S)[b, :]||^2``."""
+    total = 0.0
+    for A, W, B in zip(cache.A, cache.weights, cache.B, strict=True):
+        cols = np.sum(A * A, axis=0)
+        rows = np.sum((B @ S) ** 2, axis=1)
+        total += float(cols @ (W * W) @ rows)
+    return total
+
+
 def cache_params(cache: PointCache) -> int:
     return sum(int(w.size) for w in cache.weights)
 
@@ -178,7 +194,8 @@ def measure(
     y_norm = math.sqrt(stats.syy)
     kappa = products_scale(cache, wh.S) / y_norm if y_norm > 0 else 0.0
     floor = weights_eps * kappa
-    tol = with_gradient_floor(tol, floor, max(rel))
+    value_floor = 16.0 * weights_eps**2 * diagonal_curvature(cache, wh.S) / (3.0 * stats.syy)
+    tol = with_gradient_floor(tol, floor, max(rel), value_floor)
     assumptions = measure_assumptions(stats, wh, widths, tol.rank_rtol)
     k = assumptions.k
     loss = loss_of_product(cache.R, stats)
@@ -323,6 +340,8 @@ def measure(
         witness_curvature=(2.0 * witness.coefficient if witness is not None and witness.order == 2 else None),
         channel_strength=None if channel is None else channel.strength,
         channel_noise=max(max(rel), floor, 100.0 * EPS64),
+        ftol_requested=tol.ftol_requested,
+        value_floor=value_floor,
         witness_threshold=(
             2.0 * tol.hessian_rtol * witness.coefficient_scale
             if witness is not None and witness.order == 2 and witness.coefficient_scale is not None

@@ -52,6 +52,7 @@ class Evidence:
     solver_failure : the solver reported a lambda_min that cannot be true.
     witness_order : lowest order of the best confirmed escape witness (``None``: none found).
     witness_curvature : ``v^T H v`` along the order-2 witness direction (``None`` otherwise).
+    ftol_requested, value_floor : ``ftol`` is the larger of the two (``docs/tolerances.md``).
     witness_threshold : curvature along the witness below ``-witness_threshold`` is beyond what
         the point's distance from criticality can create (``hessian_rtol`` times the magnitude of
         the terms of that coefficient: invariant under a change of basis between layers).
@@ -91,6 +92,8 @@ class Evidence:
     channel_strength: float | None = None
     channel_noise: float = 0.0
     witness_threshold: float | None = None
+    ftol_requested: float = 0.0
+    value_floor: float = 0.0
 
     # Derived predicates (pure arithmetic on the fields above).
     @property
@@ -114,6 +117,20 @@ class Evidence:
             and self.witness_curvature is not None
             and self.witness_curvature < -threshold
         )
+
+    @property
+    def strong_order2_global(self) -> bool:
+        """The order-2 witness is beyond the (coarser) whole-Hessian threshold too."""
+        return (
+            self.witness_order == 2
+            and self.witness_curvature is not None
+            and self.witness_curvature < -self.curvature_threshold
+        )
+
+    @property
+    def proved_non_strict(self) -> bool:
+        """Tightened ranks, or no second-order channel."""
+        return self.rank_rule == "non_strict_saddle" or self.no_channel
 
     @property
     def no_channel(self) -> bool:
@@ -220,11 +237,12 @@ RULES: tuple[Rule, ...] = (
          lambda e: "the loss sits at a saddle's critical value but the rank rule says global"),
     # 4. Strictness.
     Rule("inconclusive.strictness_conflict", Verdict.INCONCLUSIVE,
-         lambda e: (e.strong_order2 or e.eigenvalue_negative) and e.rank_rule == "non_strict_saddle",
-         lambda e: ("the proved non-strictness criterion (tightened ranks) holds, yet negative curvature "
-                    f"{_g(e.witness_curvature)} was measured")),
+         lambda e: (e.strong_order2_global or e.eigenvalue_negative) and e.proved_non_strict,
+         lambda e: ("a non-strictness criterion (tightened ranks or no second-order channel) holds, yet "
+                    f"negative curvature {_g(e.witness_curvature)} / lambda_min {_g(e.lambda_min)} beyond "
+                    f"-{e.curvature_threshold:.3e} was measured")),
     Rule("strict.negative_curvature", Verdict.STRICT_SADDLE,
-         lambda e: e.strong_order2,
+         lambda e: e.strong_order2 and not e.proved_non_strict,
          lambda e: (f"order-2 escape: curvature v^T H v = {_g(e.witness_curvature)} < "
                     f"-{e.witness_threshold if e.witness_threshold is not None else e.curvature_threshold:.3e} "
                     "along a unit direction")),
@@ -247,7 +265,7 @@ RULES: tuple[Rule, ...] = (
          lambda e: e.no_channel and e.witness_order is None,
          lambda e: "no second-order channel (non-strict) but no higher-order escape witness was found"),
     Rule("non_strict.no_channel", Verdict.NON_STRICT_SADDLE,
-         lambda e: e.no_channel and not e.eigenvalue_negative,
+         lambda e: e.no_channel,
          lambda e: (f"no second-order channel: the strongest pair of layers carries {_g(e.channel_strength)} "
                     f"<= 10 x rounding {e.channel_noise:.1e}, so no order-2 escape exists (docs/strictness.md); "
                     f"the loss drops like t^{e.witness_order} along the escape witness")),
@@ -281,7 +299,7 @@ def notes(e: Evidence) -> list[Reason]:
             "note.precision_floor",
             f"gtol raised from {e.gtol_requested:.1e} to {e.gtol:.1e}: rounding the stored weights moves the "
             "relative gradient by up to that much (ill-conditioned partial products)"))
-    if e.witness_order == 2 and not e.strong_order2 and e.rank_rule == "non_strict_saddle":
+    if e.witness_order == 2 and e.proved_non_strict and not e.strong_order2_global:
         out.append(Reason(
             "note.rounding_curvature",
             f"the escape direction's curvature {_g(e.witness_curvature)} is within the curvature threshold "
@@ -292,6 +310,11 @@ def notes(e: Evidence) -> list[Reason]:
             "Kawaguchi 2016 Thm 2.3(iv): rank(W_{N-1}...W_2) equals the smallest hidden width, so a saddle "
             f"here must have a negative Hessian eigenvalue, but none was shown (lambda_min = "
             f"{_g(e.lambda_min)}, {e.hessian_method})"))
+    if e.value_floor > e.ftol_requested:
+        out.append(Reason(
+            "note.value_floor",
+            f"ftol raised from {e.ftol_requested:.1e} to {e.ftol:.1e}: rounding the stored weights raises the "
+            "loss of an exact critical point by about that much"))
     if e.hessian_method in ("lobpcg", "lanczos") and e.witness_order is not None and e.witness_order >= 3:
         out.append(Reason(
             "note.iterative_spectrum",

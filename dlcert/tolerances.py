@@ -42,7 +42,7 @@ SXX_RTOL = 100.0 * EPS64
 #: A gradient tolerance raised above this by the stored precision (``gradient_floor``) decides
 #: nothing: the point is ``inconclusive`` rather than certified by a tolerance that would pass
 #: almost anything.
-GTOL_CEILING = 1e-3
+GTOL_CEILING = 1e-2
 
 #: The arithmetic error bound of the gap is ``GAP_GAMMA * N * eps`` times the products' scale.
 GAP_GAMMA = 4.0
@@ -72,15 +72,19 @@ def default_tolerances(
         eps=eps,
         gtol_requested=g,
         gradient_floor=0.0,
+        ftol_requested=ftol if ftol is not None else 10.0 * eps**0.75,
     )
 
 
-def with_gradient_floor(tol: Tolerances, floor: float, rho: float) -> Tolerances:
-    """``tol`` with ``gtol = max(gtol_requested, floor)`` and the Hessian tolerance following the
-    measured relative gradient ``rho`` (module docstring)."""
+def with_gradient_floor(tol: Tolerances, floor: float, rho: float, value_floor: float = 0.0) -> Tolerances:
+    """``tol`` with ``gtol = max(gtol_requested, floor)``, ``ftol = max(ftol_requested,
+    value_floor)`` and the Hessian tolerance following the measured relative gradient ``rho``
+    (module docstring; the floors are what rounding the stored weights can cause)."""
     g = max(tol.gtol_requested, floor)
+    f = max(tol.ftol_requested or tol.ftol, value_floor)
     h = max(tol.hessian_rtol, 10.0 * max(rho, floor)) if math.isfinite(rho) else tol.hessian_rtol
     return Tolerances(
-        gtol=g, ftol=tol.ftol, rank_rtol=tol.rank_rtol, hessian_rtol=h,
+        gtol=g, ftol=f, rank_rtol=tol.rank_rtol, hessian_rtol=h,
         eps=tol.eps, gtol_requested=tol.gtol_requested, gradient_floor=floor,
+        ftol_requested=tol.ftol_requested or tol.ftol, value_floor=value_floor,
     )

@@ -65,6 +65,12 @@ CASES: list[tuple[str, Any, dict[str, Any], Verdict]] = [
     ("inconclusive.rank_rule_disagrees", S, {"rank_rule": "global_minimum"}, Verdict.INCONCLUSIVE),
     ("inconclusive.strictness_conflict", NS, {"witness_order": 2, "witness_curvature": -1.0},
      Verdict.INCONCLUSIVE),
+    ("inconclusive.strictness_conflict", S, {"channel_strength": 0.0, "channel_noise": 1e-15},
+     Verdict.INCONCLUSIVE),
+    # Beyond the per-direction threshold but within the whole-Hessian one: the proof wins.
+    ("non_strict.tightened", NS, {"witness_order": 2, "witness_curvature": -1e-3, "witness_threshold": 1e-6,
+                               "curvature_threshold": 1e-2},
+     Verdict.NON_STRICT_SADDLE),
     ("strict.negative_curvature", S, {}, Verdict.STRICT_SADDLE),
     ("strict.negative_curvature", S, {"rank_rule": None}, Verdict.STRICT_SADDLE),
     ("strict.misplaced_set", S, {"misplaced": True, "witness_curvature": -1e-9}, Verdict.STRICT_SADDLE),

@@ -1,0 +1,195 @@
+"""Verdicts against exact inertia (no rounding anywhere in the oracle).
+
+Integer-valued critical points: ``Sxx = I``, ``Syx`` diagonal with distinct integers, a learned
+set S carried by integer weights, integer "junk" maps on the other hidden coordinates (kept only
+when the gradient is exactly zero), and unimodular changes of basis between layers (integer
+matrices with integer inverses). The Hessian is then an integer matrix, assembled here with Python
+integers (the Kronecker form of ``tests/oracles.py``, no dlcert code), and its inertia is decided
+exactly by symmetric Gaussian elimination over the rationals. The class oracle: global when S is
+the top set; otherwise strict iff the exact Hessian has a negative eigenvalue.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from dlcert import Statistics, Verdict, certify
+
+S_VALUES = [7, 5, 3, 2, 1]
+
+
+def _chain(ws: list[np.ndarray], lo: int, hi: int, size: int) -> np.ndarray:
+    out = np.eye(size, dtype=object)
+    for w in ws[lo : hi + 1]:
+        out = w @ out
+    return out
+
+
+def exact_hessian(ws: list[np.ndarray], Sxx: np.ndarray, Syx: np.ndarray) -> np.ndarray:
+    """Integer Hessian (object array of Python ints), row-major vec order."""
+    n = len(ws)
+    widths = [ws[0].shape[1]] + [w.shape[0] for w in ws]
+    A = [_chain(ws, i + 1, n - 1, widths[i + 1]) for i in range(n)]
+    B = [_chain(ws, 0, i - 1, widths[0]) for i in range(n)]
+    E = _chain(ws, 0, n - 1, widths[0]) @ Sxx - Syx
+    J = np.hstack([np.kron(A[i], B[i].T) for i in range(n)])
+    H = J.T @ np.kron(np.eye(widths[-1], dtype=object), Sxx) @ J
+    off = np.cumsum([0] + [w.size for w in ws])
+    for i in range(n):
+        for j in range(i + 1, n):
+            G = A[j].T @ E @ B[i].T
+            M = _chain(ws, i + 1, j - 1, widths[i + 1])
+            block = np.einsum("rq,sp->rspq", G, M).reshape(ws[j].size, ws[i].size)
+            H[off[j] : off[j + 1], off[i] : off[i + 1]] += block
+            H[off[i] : off[i + 1], off[j] : off[j + 1]] += block.T
+    return H
+
+
+def exactly_psd(H: np.ndarray) -> bool:
+    """Symmetric elimination over the rationals: a negative pivot, or a zero diagonal with a
+    non-zero off-diagonal entry in its row, proves a negative eigenvalue."""
+    M = [[Fraction(int(x)) for x in row] for row in H]
+    idx = list(range(len(M)))
+    while idx:
+        diag = [i for i in idx if M[i][i] != 0]
+        if any(M[i][i] < 0 for i in diag):
+            return False
+        zero_rows = [i for i in idx if M[i][i] == 0]
+        if any(M[i][j] != 0 for i in zero_rows for j in idx):
+            return False
+        if not diag:
+            return True
+        p = diag[0]
+        idx.remove(p)
+        for i in idx:
+            if M[i][p] != 0:
+                f = M[i][p] / M[p][p]
+                for j in idx:
+                    M[i][j] -= f * M[p][j]
+    return True
+
+
+def integer_point(rng: np.random.Generator, widths: list[int], index_set: tuple[int, ...]
+                  ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray] | None:
+    n = len(widths) - 1
+    dx, dy = widths[0], widths[-1]
+    Sxx = np.eye(dx, dtype=object)
+    Syx = np.zeros((dy, dx), dtype=object)
+    for i in range(min(dx, dy)):
+        Syx[i, i] = S_VALUES[i]
+    r = len(index_set)
+    W = [np.zeros((widths[i + 1], widths[i]), dtype=object) for i in range(n)]
+    for j, s in enumerate(index_set):
+        if n == 1:
+            W[0][s - 1, s - 1] = S_VALUES[s - 1]
+            continue
+        W[0][j, s - 1] = S_VALUES[s - 1]
+        for m in range(1, n - 1):
+            W[m][j, j] = 1
+        W[n - 1][s - 1, j] = 1
+    for i in range(n if n >= 2 else 0):
+        if rng.random() < 0.5:
+            continue
+        rows = slice(r, None) if i < n - 1 else slice(None)
+        cols = slice(r, None) if i > 0 else slice(None)
+        block = W[i][rows, cols]
+        if block.size:
+            W[i][rows, cols] = rng.integers(-2, 3, block.shape).astype(object)
+    # exact criticality
+    A = [_chain(W, i + 1, n - 1, widths[i + 1]) for i in range(n)]
+    B = [_chain(W, 0, i - 1, dx) for i in range(n)]
+    E = _chain(W, 0, n - 1, dx) @ Sxx - Syx
+    if any(np.any(A[i].T @ E @ B[i].T != 0) for i in range(n)):
+        return None
+    for i in range(1, n):  # unimodular change of basis at interface i
+        d = widths[i]
+        L = np.tril(rng.integers(-1, 2, (d, d)), -1).astype(object)
+        G = np.eye(d, dtype=object) + L
+        Ginv = np.eye(d, dtype=object)
+        power = np.eye(d, dtype=object)
+        for _ in range(d):  # (I + L)^-1 = sum_k (-L)^k, L nilpotent
+            power = power @ (-L)
+            Ginv = Ginv + power
+        W[i - 1] = G @ W[i - 1]
+        W[i] = W[i] @ Ginv
+    return W, Sxx, Syx
+
+
+def draws(count: int) -> list[tuple[int, list[int], tuple[int, ...]]]:
+    rng = np.random.default_rng(20261201)
+    out = []
+    while len(out) < count:
+        n = int(rng.integers(2, 6))
+        dx, dy = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        hidden = [int(rng.integers(1, 5)) for _ in range(n - 1)]
+        widths = [dx, *hidden, dy]
+        k = min(widths)
+        r = int(rng.integers(0, k + 1))
+        index_set = tuple(sorted(rng.choice(np.arange(1, min(dx, dy) + 1), size=min(r, min(dx, dy)),
+                                            replace=False).tolist()))
+        out.append((int(rng.integers(0, 2**31)), widths, index_set))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "widths", "index_set"), draws(200))
+def test_verdict_equals_exact_inertia(seed: int, widths: list[int], index_set: tuple[int, ...]) -> None:
+    point = integer_point(np.random.default_rng(seed), widths, index_set)
+    if point is None:
+        pytest.skip("junk draw not exactly critical")
+    W, Sxx, Syx = point
+    dx, dy = widths[0], widths[-1]
+    k_eff = min(min(widths), min(dx, dy))
+    syy = sum(S_VALUES[i] ** 2 for i in range(min(dx, dy))) + 1
+    stats = Statistics(Sxx=np.eye(dx), Syx=Syx.astype(np.float64), syy=float(syy), m=100)
+    cert = certify([w.astype(np.float64) for w in W], stats)
+    if set(index_set) == set(range(1, k_eff + 1)):
+        expected = Verdict.GLOBAL_MINIMUM
+    else:
+        expected = Verdict.NON_STRICT_SADDLE if exactly_psd(exact_hessian(W, Sxx, Syx)) else Verdict.STRICT_SADDLE
+    assert cert.verdict is expected, (widths, index_set, [str(r) for r in cert.reasons])
+    if expected is not Verdict.GLOBAL_MINIMUM:
+        assert cert.witness is not None
+
+
+def test_exact_psd_oracle() -> None:
+    assert exactly_psd(np.array([[2, 1], [1, 2]], dtype=object))
+    assert not exactly_psd(np.array([[0, 1], [1, 0]], dtype=object))
+    assert not exactly_psd(np.array([[1, 2], [2, 1]], dtype=object))
+    assert exactly_psd(np.zeros((3, 3), dtype=object))
+    assert not exactly_psd(np.array([[1, 0, 0], [0, -1, 0], [0, 0, 0]], dtype=object))
+
+
+def conditioned_basis(rng: np.random.Generator, d: int, cond: float) -> np.ndarray:
+    q1, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    q2, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    return (q1 * np.logspace(0, np.log10(cond), d)) @ q2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cond", [1e2, 1e4, 1e6])
+@pytest.mark.parametrize(("seed", "widths", "index_set"), draws(200)[:40])
+def test_verdict_invariant_under_changes_of_basis(
+    seed: int, widths: list[int], index_set: tuple[int, ...], cond: float
+) -> None:
+    """W_i -> G_i W_i G_(i-1)^-1 with cond(G_i) up to 1e6 keeps criticality, the gap and the
+    inertia (Sylvester); the verdict must not change, and a saddle keeps a confirmed witness."""
+    point = integer_point(np.random.default_rng(seed), widths, index_set)
+    if point is None:
+        pytest.skip("junk draw not exactly critical")
+    W, _, Syx = point
+    dx = widths[0]
+    syy = sum(S_VALUES[i] ** 2 for i in range(min(dx, widths[-1]))) + 1
+    stats = Statistics(Sxx=np.eye(dx), Syx=Syx.astype(np.float64), syy=float(syy), m=100)
+    Wf = [w.astype(np.float64) for w in W]
+    base = certify(Wf, stats)
+    rng = np.random.default_rng(seed + 1)
+    G = [np.eye(dx)] + [conditioned_basis(rng, d, cond) for d in widths[1:-1]] + [np.eye(widths[-1])]
+    moved = [G[i + 1] @ w @ np.linalg.inv(G[i]) for i, w in enumerate(Wf)]
+    cert = certify(moved, stats)
+    assert cert.verdict is base.verdict, (cond, [str(r) for r in cert.reasons])
+    if cert.verdict in (Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE):
+        assert cert.witness is not None and cert.witness.loss_decrease > cert.witness.rounding_bound
