@@ -149,7 +149,8 @@ def test_verdict_equals_exact_inertia(seed: int, widths: list[int], index_set: t
     if set(index_set) == set(range(1, k_eff + 1)):
         expected = Verdict.GLOBAL_MINIMUM
     else:
-        expected = Verdict.NON_STRICT_SADDLE if exactly_psd(exact_hessian(W, Sxx, Syx)) else Verdict.STRICT_SADDLE
+        psd = exactly_psd(exact_hessian(W, Sxx, Syx))
+        expected = Verdict.NON_STRICT_SADDLE if psd else Verdict.STRICT_SADDLE
     assert cert.verdict is expected, (widths, index_set, [str(r) for r in cert.reasons])
     if expected is not Verdict.GLOBAL_MINIMUM:
         assert cert.witness is not None
