@@ -150,6 +150,21 @@ class RankRule:
 
 
 @dataclass(frozen=True)
+class Channel:
+    """The strongest second-order channel (``dlcert.channels``; docs/strictness.md).
+
+    strength : scale-free strength (0 when there is none). layers : ``(l1, l2)``, 1-based.
+    dead_end : ``"input"`` (``A_l1 z = 0``) or ``"output"`` (``y^T B_l2 S = 0``).
+    noise : strengths up to ten times this are rounding.
+    """
+
+    strength: float
+    layers: tuple[int, int] | None
+    dead_end: str | None
+    noise: float = 0.0
+
+
+@dataclass(frozen=True)
 class HessianSpectrum:
     """Extreme eigenvalues of the Hessian and how they were obtained.
 
@@ -235,6 +250,7 @@ class Certificate:
     tolerances : what everything was judged with.
     m : number of samples the statistics came from.
     critical_value : the critical value the verdict rests on.
+    channel : the strongest second-order channel (``None`` when not measured).
     rule : the code of the rule of :func:`dlcert.rules.decide` that gave the verdict.
     evidence : every number and threshold the rule table read (re-derive the verdict from it).
     """
@@ -265,6 +281,7 @@ class Certificate:
     tolerances: Tolerances
     m: int
     critical_value: CriticalValue | None = None
+    channel: Channel | None = None
     rule: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
 

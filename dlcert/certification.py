@@ -114,6 +114,7 @@ def certify(
             value=None if cv.value is None else cv.value * f,
             excess=cv.excess, above_optimum=cv.above_optimum, error=cv.error,
         ),
+        channel=m.channel,
         rule=reasons[0].code,
         evidence=to_builtin(ev) | {"normalization": to_builtin(norm)},
     )

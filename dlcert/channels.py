@@ -19,26 +19,12 @@ This module measures the channels and builds their directions; nothing here deci
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from dlcert.certificate import Channel
 from dlcert.objective import PointCache
 from dlcert.optimum import Whitening
 from dlcert.products import chain, null_space
-
-
-@dataclass(frozen=True)
-class Channel:
-    """The strongest order-2 channel found.
-
-    strength : scale-free strength (0 when there is none). layers : ``(l1, l2)``, 1-based.
-    dead_end : ``"input"`` (``A_l1 z = 0``) or ``"output"`` (``y^T B_l2 S = 0``).
-    """
-
-    strength: float
-    layers: tuple[int, int] | None
-    dead_end: str | None
 
 
 def _norm2(a: np.ndarray) -> float:

@@ -37,7 +37,6 @@ from dlcert.certificate import (
     Tolerances,
     Witness,
 )
-from dlcert.channels import Channel, strongest_channel
 from dlcert.hessian import spectrum
 from dlcert.objective import (
     PointCache,
@@ -91,6 +90,7 @@ class Measurements:
     hessian: HessianSpectrum
     theorems: list[TheoremCheck]
     witness: Witness | None
+    channel: Channel | None
 
 
 def _norm2(a: np.ndarray) -> float:
@@ -352,6 +352,7 @@ def measure(
         evidence=evidence, tolerances=tol, whitening=wh, assumptions=assumptions, cache=cache,
         loss=loss, gradient_norms=gnorms, relative_gradients=rel, product_rank=prank,
         critical_value=cv, rank_rule=rule, hessian=spec, theorems=theorems, witness=witness,
+        channel=None if channel is None else replace(channel, noise=evidence.channel_noise),
     )
 
 

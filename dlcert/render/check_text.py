@@ -28,7 +28,7 @@ class CheckView:
         yield self._layers()
         if c.hessian.method != "none":
             yield self._hessian()
-        if c.rank_rule.decision is not None or c.rank_rule.index_set is not None:
+        if c.rank_rule.decision is not None or c.rank_rule.index_set is not None or c.channel is not None:
             yield self._rank_rule()
         if c.witness is not None:
             yield self._witness()
@@ -119,8 +119,8 @@ class CheckView:
 
     def _rank_rule(self) -> Table:
         r = self.cert.rank_rule
-        tab = Table(title="rank rule (after Achour et al. 2021)", title_justify="left",
-                    header_style="label")
+        tab = Table(title="strictness: rank rule (after Achour et al. 2021) and channels (docs/strictness.md)",
+                    title_justify="left", header_style="label")
         tab.add_column("quantity")
         tab.add_column("value", justify="right")
         tab.add_row("learned index set S", "{" + ", ".join(map(str, r.index_set or [])) + "}")
@@ -129,6 +129,12 @@ class CheckView:
         tab.add_row("j_t", fmt(r.j_t))
         tab.add_row("tightened", tick(r.tightened))
         tab.add_row("decision", r.decision or f"undecided: {r.reason}")
+        ch = self.cert.channel
+        if ch is not None:
+            where = ("none" if ch.layers is None
+                     else f"W{ch.layers[0]} -> W{ch.layers[1]} ({ch.dead_end} dead end)")
+            tab.add_row("strongest second-order channel",
+                        f"{ch.strength:.3e} at {where}; rounding <= {10 * ch.noise:.1e}")
         return tab
 
     def _witness(self) -> Table:
