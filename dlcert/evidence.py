@@ -30,6 +30,7 @@ import numpy as np
 
 from dlcert.assumptions import Assumptions, measure_assumptions
 from dlcert.certificate import (
+    Channel,
     CriticalValue,
     HessianSpectrum,
     RankRule,
@@ -37,6 +38,7 @@ from dlcert.certificate import (
     Tolerances,
     Witness,
 )
+from dlcert.channels import strongest_channel
 from dlcert.hessian import spectrum
 from dlcert.objective import (
     PointCache,

@@ -119,7 +119,7 @@ class CheckView:
 
     def _rank_rule(self) -> Table:
         r = self.cert.rank_rule
-        tab = Table(title="strictness: rank rule (after Achour et al. 2021) and channels (docs/strictness.md)",
+        tab = Table(title="strictness: rank rule (after Achour et al. 2021), channels (docs/strictness.md)",
                     title_justify="left", header_style="label")
         tab.add_column("quantity")
         tab.add_column("value", justify="right")
