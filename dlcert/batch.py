@@ -3,17 +3,10 @@
 Each file is loaded and certified on its own; an error in one file (bad input, too large,
 even a bug) becomes that file's outcome and never hides the others' results.
 
-Requirement (``--require``), what a check must reach to *pass*:
-
-- ``global``: the verdict is ``global_minimum`` (the default);
-- ``critical``: the point is critical -- ``global_minimum``, ``strict_saddle``,
-  ``non_strict_saddle``, or ``inconclusive`` (dlcert reaches ``inconclusive`` only after
-  the relative gradient norm was found within ``gtol``: the point is critical, its class is
-  undecided); only ``not_critical`` fails;
-- ``any``: every verdict passes; only input and internal errors fail.
-
-Exit code of one check: 0 when it passes, else its verdict's code (3 saddle, 4 not critical,
-5 inconclusive), 2 for an input or resource error, 1 for an internal error. With the default
+Requirement (``--require``), what a check must reach to *pass*, and the exit code of one check:
+see :mod:`dlcert.gate` (:func:`~dlcert.gate.gate_exit` is the whole (require x verdict) table).
+A passing check exits 0, a failing one with its verdict's code (3 saddle, 4 not critical,
+5 inconclusive); an input or resource error is 2, an internal error 1. With the default
 ``--require global`` this is exactly the verdict's exit code of SPEC §7.
 
 Exit code of a batch: the most severe of its checks' codes, in the order of
@@ -44,13 +37,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from dlcert.certificate import Certificate, ExitCode, Verdict, to_builtin
+from dlcert.certificate import Certificate, ExitCode, to_builtin
 from dlcert.certify import certify
 from dlcert.errors import DlcertError, InputError, ResourceError
+from dlcert.gate import Requirement, gate_exit, passes
 from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.io import Layout
 from dlcert.manifest import (
@@ -76,24 +69,9 @@ SEVERITY: tuple[ExitCode, ...] = (
 )
 
 
-class Requirement(StrEnum):
-    """What a check must reach to pass (``--require``)."""
-
-    GLOBAL = "global"
-    CRITICAL = "critical"
-    ANY = "any"
-
-
-_PASSING: dict[Requirement, frozenset[Verdict]] = {
-    Requirement.GLOBAL: frozenset({Verdict.GLOBAL_MINIMUM}),
-    Requirement.CRITICAL: frozenset(set(Verdict) - {Verdict.NOT_CRITICAL}),
-    Requirement.ANY: frozenset(Verdict),
-}
-
-
 def meets(cert: Certificate, requirement: Requirement) -> bool:
     """Whether a certificate passes the gate under ``requirement``."""
-    return cert.verdict in _PASSING[requirement]
+    return passes(requirement, cert.verdict)
 
 
 def most_severe(codes: Sequence[ExitCode]) -> ExitCode:
@@ -173,7 +151,7 @@ class CheckOutcome:
         """0 when passed, the verdict's code when failed, 2 or 1 on error."""
         if self.error is not None or self.certificate is None:
             return self.error.exit_code if self.error is not None else ExitCode.INTERNAL_ERROR
-        return ExitCode.OK if self.passed else self.certificate.exit_code
+        return gate_exit(self.requirement, self.certificate.verdict)
 
     def to_dict(self) -> dict[str, Any]:
         c = self.certificate

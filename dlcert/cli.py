@@ -19,9 +19,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
+from dlcert.batch import CheckOptions, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
 from dlcert.errors import DlcertError
+from dlcert.gate import DESCRIPTIONS, Requirement, gate_table_text
 from dlcert.hessian import DEFAULT_TIME_BUDGET
 from dlcert.io import (
     Layout,
@@ -46,10 +47,11 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 certified global minimum / success, 3 saddle, 4 not critical, "
     "5 inconclusive, 2 usage or input error, 1 internal error."
 )
+NO_VERDICT_EXIT_HELP = "Exit codes: 0 success, 2 usage or input error, 1 internal error."
 BATCH_HELP = (
     "With several WEIGHTS: one summary table (JSON: schema dlcert.batch/1) and the most severe "
-    "exit code, in the order 1 > 2 > 4 > 3 > 5 > 0. --require critical|any lets saddles "
-    "(critical) or every verdict (any) exit 0; input and internal errors always fail."
+    "exit code, in the order 1 > 2 > 4 > 3 > 5 > 0. Exit code of one check under --require "
+    "(input errors are always 2, internal errors 1):\n\n" + gate_table_text()
 )
 
 app = typer.Typer(
@@ -113,8 +115,8 @@ def emit(result: object, fmt: Format) -> None:
 
 RequireOpt = Annotated[
     Requirement,
-    typer.Option("--require", help="What each check must reach to pass: global (global minimum), "
-                 "critical (any critical point, saddles included), any (only errors fail)."),
+    typer.Option("--require", help="What each check must reach to pass: "
+                 + "; ".join(f"{r.value}: {d}" for r, d in DESCRIPTIONS.items()) + "."),
 ]
 
 
@@ -153,7 +155,7 @@ def check(
     cert = outcome.certificate
     if witness is not None:
         run_guarded(debug, lambda: _save_witness(witness, cert, weights[0]))
-    emit(cert, fmt)
+    emit(outcome if fmt is Format.TEXT else cert, fmt)
     raise typer.Exit(int(outcome.exit_code))
 
 
@@ -181,7 +183,7 @@ def stderr_progress(description: str) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(epilog=NO_VERDICT_EXIT_HELP)
 def landscape(
     data: Annotated[Path, typer.Argument(
         help="Data: .npz with X, Y or Sxx, Syx, syy, m (e.g. from dlcert stats), or a YAML manifest.")],
@@ -219,7 +221,7 @@ def landscape(
     raise typer.Exit(int(ExitCode.OK))
 
 
-@app.command("stats", epilog=EXIT_CODES_HELP)
+@app.command("stats", epilog=NO_VERDICT_EXIT_HELP)
 def stats_command(
     data: Annotated[list[Path], typer.Argument(
         help="Data files, summed: .npz (X, Y or statistics) and/or .npy pairs X.npy Y.npy "

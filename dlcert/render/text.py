@@ -20,17 +20,28 @@ def view_for(result: Any) -> Any:
         return CheckView(result)
     if isinstance(result, Landscape):
         return LandscapeView(result)
-    from dlcert.batch import BatchResult
+    from dlcert.batch import BatchResult, CheckOutcome
     from dlcert.render.batch_text import BatchView
 
     if isinstance(result, BatchResult):
         return BatchView(result)
+    if isinstance(result, CheckOutcome) and result.certificate is not None:
+        return CheckView(result.certificate, exit_note=exit_note(result))
     from dlcert.recheck import WitnessCheck
     from dlcert.render.recheck_text import RecheckView
 
     if isinstance(result, WitnessCheck):
         return RecheckView(result)
     raise TypeError(f"no text view for {type(result).__name__}")
+
+
+def exit_note(outcome: Any) -> tuple[int, str]:
+    """The exit code a check's process returns, and why when it is not the verdict's own code."""
+    code = int(outcome.exit_code)
+    cert = outcome.certificate
+    if cert is None or code == int(cert.exit_code):
+        return code, ""
+    return code, f"{cert.verdict.value} passes --require {outcome.requirement.value}"
 
 
 class TextRenderer:
