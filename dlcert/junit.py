@@ -1,6 +1,8 @@
 """JUnit XML of a batch (``--junit-xml FILE``), for CI systems that show test reports.
 
-One ``<testsuite name="dlcert check">`` inside ``<testsuites>``; one ``<testcase>`` per check::
+One ``<testsuite name="dlcert check">`` inside ``<testsuites>``; one ``<testcase>`` per check,
+named by its weights file (an entry of a manifest's ``checks:`` list: ``run1/model.npz
+(gate.yaml checks[1])``; the data file is in the details)::
 
     <testsuites name="dlcert" tests="3" failures="1" errors="1" skipped="0" time="0.4">
       <testsuite name="dlcert check" tests="3" failures="1" errors="1" skipped="0" time="0.4"
@@ -56,15 +58,15 @@ def _details(outcome: CheckOutcome) -> str:
         f"relative gap: {c.relative_gap:.3e} (ftol {c.tolerances.ftol:.1e})",
         f"relative gradient norm: {c.relative_gradient_norm:.3e} (gtol {c.tolerances.gtol:.1e})",
         f"widths: {c.widths}; product rank {c.product_rank}; k = {c.k}",
+        f"data: {outcome.data}",
     ]
     lines += [f"reason: {r}" for r in c.reasons]
     return "\n".join(lines)
 
 
 def _testcase(parent: ET.Element, outcome: CheckOutcome) -> None:
-    name = outcome.file if outcome.data is None else f"{outcome.file} (data {outcome.data})"
     case = ET.SubElement(parent, "testcase", {
-        "name": xml_text(name),
+        "name": xml_text(outcome.file),
         "classname": CLASSNAME,
         "time": f"{outcome.seconds:.3f}",
     })
