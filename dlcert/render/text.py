@@ -45,11 +45,13 @@ def exit_note(outcome: Any) -> tuple[int, str]:
 
 
 class TextRenderer:
-    """Render a result's rich view; ``color`` emits ANSI styles (for a terminal)."""
+    """Render a result's rich view; ``color`` (or a rich ``color_system`` name such as
+    ``standard``, ``256``, ``truecolor``) emits ANSI styles (for a terminal)."""
 
-    def __init__(self, color: bool = False, width: int = 100) -> None:
-        self.color = color
+    def __init__(self, color: bool = False, width: int = 100, color_system: str | None = None) -> None:
+        self.color = color or color_system is not None
         self.width = width
+        self.color_system = color_system or ("standard" if color else None)
 
     def render(self, result: Any) -> str:
         view = result if hasattr(result, "__rich_console__") else view_for(result)
@@ -58,7 +60,7 @@ class TextRenderer:
             file=buf,
             width=self.width,
             theme=THEME,
-            color_system="standard" if self.color else None,
+            color_system=self.color_system,  # type: ignore[arg-type]
             force_terminal=self.color,
             highlight=False,
         )
