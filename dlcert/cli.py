@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from dlcert.batch import CheckOptions, run_batch, specs_for
+from dlcert.batch import CheckOptions, most_severe, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
 from dlcert.ci import append_step_summary, project_defaults, write_report
 from dlcert.errors import DlcertError
@@ -36,10 +36,12 @@ from dlcert.io import (
 from dlcert.junit import write_junit
 from dlcert.landscape import Landscape, balanced_optimum, map_landscape
 from dlcert.manifest import load_landscape_input, parse_widths
+from dlcert.objective import loss
 from dlcert.recheck import WitnessCheck
 from dlcert.recheck import recheck as recheck_witness
 from dlcert.render import CheckFormat, ColorMode, Format, renderer_for
 from dlcert.render.github import MarkdownSummary
+from dlcert.render.plots import CheckPlotter, PlotFormat, landscape_figures, pyplot, safe_stem, save_figures
 from dlcert.schemas import SchemaName, schema_text
 from dlcert.statistics import Statistics
 from dlcert.streaming import stream_statistics
@@ -96,6 +98,9 @@ QuietOpt = Annotated[bool, typer.Option(
 OutputOpt = Annotated[Path | None, typer.Option(
     "--output", "-o", help="Also write the machine report (what -f json prints; YAML for a .yaml/.yml "
     "name) to this file; the -f report still goes to stdout.")]
+PlotOpt = Annotated[Path | None, typer.Option(
+    "--plot", help="Draw figures into this directory (needs the plot extra: pip install 'dlcert[plot]').")]
+PlotFormatOpt = Annotated[PlotFormat, typer.Option("--plot-format", help="Image format of --plot.")]
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:
@@ -183,6 +188,8 @@ def check(
     output: OutputOpt = None,
     color: ColorOpt = ColorMode.AUTO,
     quiet: QuietOpt = False,
+    plot: PlotOpt = None,
+    plot_format: PlotFormatOpt = PlotFormat.PNG,
     debug: DebugOpt = False,
 ) -> None:
     """Certify points: global minimum, strict or non-strict saddle, or not critical.
@@ -193,8 +200,10 @@ def check(
     if witness is not None and len(weights) > 1:
         raise fail("error: --witness takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
     specs = specs_for(weights, data, options)
+    plotter = run_guarded(debug, lambda: CheckPlotter.create(plot, plot_format, specs)) if plot else None
     with stderr_progress("certifying", quiet=quiet) as tick:
-        batch = run_batch(specs, require, catch_internal=not debug, progress=tick)
+        batch = run_batch(specs, require, catch_internal=not debug, progress=tick,
+                          after=plotter.after if plotter else None)
     if junit_xml is not None:
         run_guarded(debug, lambda: write_junit(junit_xml, batch))
     run_guarded(debug, lambda: append_step_summary(MarkdownSummary().render(batch)))
@@ -208,6 +217,8 @@ def check(
     if fmt == CheckFormat.GITHUB:
         emit(batch, fmt)
     code = batch.exit_code
+    if plotter is not None:
+        code = most_severe([code, report_plots(plotter.written, plotter.errors, quiet)])
     if single is None or cert is None:  # several checks, or one that could not run
         if single is None and fmt != CheckFormat.GITHUB:
             emit(batch, fmt, color, quiet)
@@ -217,6 +228,15 @@ def check(
     if fmt != CheckFormat.GITHUB:
         emit(single if fmt == CheckFormat.TEXT else cert, fmt, color, quiet)
     raise typer.Exit(int(code))
+
+
+def report_plots(written: list[Path], errors: list[str], quiet: bool) -> ExitCode:
+    """Say which figures were written (a note each) and why any were not (exit 2)."""
+    for path in written:
+        note(f"wrote {path} ({path.stat().st_size} bytes)", quiet)
+    for message in errors:
+        sys.stderr.write(f"dlcert: error: {' '.join(message.split())}\n")
+    return ExitCode.INPUT_ERROR if errors else ExitCode.OK
 
 
 def _save_witness(path: Path, cert: Certificate, source: Path, quiet: bool = False) -> None:
@@ -262,14 +282,20 @@ def landscape(
     output: OutputOpt = None,
     color: ColorOpt = ColorMode.AUTO,
     quiet: QuietOpt = False,
+    plot: PlotOpt = None,
+    plot_format: PlotFormatOpt = PlotFormat.PNG,
     debug: DebugOpt = False,
 ) -> None:
     """Map the landscape from data and widths: L*, L_ols, s_i, the ladder of critical values.
 
-    A manifest naming weights gives its data and its weights' widths.
+    A manifest naming weights gives its data and its weights' widths (and --plot marks the
+    point's loss on the ladder).
     """
+    written: list[Path] = []
 
     def body() -> Landscape:
+        if plot is not None:
+            pyplot()  # refuse before any work when matplotlib is missing
         inp = load_landscape_input(data, parse_widths(widths) if widths else None, layout)
         result = map_landscape(inp.stats, inp.widths, rows=rows, gtol=inp.gtol, ftol=inp.ftol)
         if save_optimum is not None:
@@ -283,6 +309,10 @@ def landscape(
             result = replace(result, trials=summary)
         if output is not None:
             write_output(output, result)
+        if plot is not None:
+            point = loss(inp.weights, inp.stats) if inp.weights is not None else None
+            written.extend(save_figures(landscape_figures(result, point), plot,
+                                        safe_stem(Path(data).stem), plot_format))
         return result
 
     result = run_guarded(debug, body)
@@ -290,6 +320,7 @@ def landscape(
         note(f"wrote {save_optimum}: a balanced global minimiser W1..W{result.n_layers} "
              f"(L* = {result.optimal_loss:.10g}); `dlcert check {save_optimum} --data {data}` certifies it",
              quiet)
+    report_plots(written, [], quiet)
     emit(result, fmt, color, quiet)
     raise typer.Exit(int(ExitCode.OK))
 
