@@ -208,7 +208,33 @@ def test_iterative_spectrum_draws_the_measured_extremes(samples_dir: Path, tmp_p
     ax = figs["hessian"].axes[0]
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert "lambda_min" in ticks and "lambda_max" in ticks and "computed extremes" in ax.get_title()
+    density = figs["hessian"].axes[1]
+    assert "estimate" in density.get_title() and "ESTIMATE" in density.get_legend_handles_labels()[1][0]
     ys = [float(line.get_ydata()[0]) for line in ax.get_lines() if line.get_marker() == "o"]
     assert cert.hessian.min_eigenvalue in ys
     for p in save_figures(figs, tmp_path, "it", PlotFormat.PNG):
         assert_png(p)
+
+
+def test_slq_is_a_quadrature_of_the_spectrum(samples_dir: Path) -> None:
+    """Ritz nodes lie in the spectrum's interval, weights sum to 1, and the first moment is exactly
+    the mean of the probes' Rayleigh quotients (Lanczos quadrature is exact for v^T H v)."""
+    from dlcert.hessian import dense_hessian
+    from dlcert.objective import PointCache
+    from dlcert.render.plots import slq_nodes
+
+    problem = load_problem(samples_dir / "strict_saddle.npz", None, None)
+    H = dense_hessian(problem.stats, PointCache.at(problem.weights, problem.stats))
+    H = 0.5 * (H + H.T)
+    lam = np.linalg.eigvalsh(H)
+    n = H.shape[0]
+    nodes, w = slq_nodes(lambda X: H @ X, n, probes=3, steps=8, seed=5)
+    scale = float(np.max(np.abs(lam)))
+    assert np.all(nodes >= lam[0] - 1e-8 * scale) and np.all(nodes <= lam[-1] + 1e-8 * scale)
+    assert w.sum() == pytest.approx(1.0, rel=1e-12) and np.all(w >= 0)
+    V = np.random.default_rng(5).choice([-1.0, 1.0], size=(n, 3)) / np.sqrt(n)
+    assert float(w @ nodes) == pytest.approx(float(np.mean(np.einsum("ij,ij->j", V, H @ V))),
+                                             rel=1e-9, abs=1e-9 * scale)
+    # with as many steps as the dimension, the extreme nodes are the extreme eigenvalues
+    nodes, _ = slq_nodes(lambda X: H @ X, n, probes=2, steps=n, seed=1)
+    assert nodes.min() == pytest.approx(lam[0], rel=1e-6) and nodes.max() == pytest.approx(lam[-1], rel=1e-6)
