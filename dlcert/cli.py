@@ -218,7 +218,7 @@ def check(
         emit(batch, fmt)
     code = batch.exit_code
     if plotter is not None:
-        code = most_severe([code, report_plots(plotter.written, plotter.errors, quiet)])
+        code = most_severe([code, report_plots(plotter.written, plotter.errors, quiet, plotter.internal)])
     if single is None or cert is None:  # several checks, or one that could not run
         if single is None and fmt != CheckFormat.GITHUB:
             emit(batch, fmt, color, quiet)
@@ -230,13 +230,15 @@ def check(
     raise typer.Exit(int(code))
 
 
-def report_plots(written: list[Path], errors: list[str], quiet: bool) -> ExitCode:
-    """Say which figures were written (a note each) and why any were not (exit 2)."""
+def report_plots(written: list[Path], errors: list[str], quiet: bool, internal: bool = False) -> ExitCode:
+    """Say which figures were written (a note each) and why any were not (exit 2; 1 for a bug)."""
     for path in written:
         note(f"wrote {path} ({path.stat().st_size} bytes)", quiet)
     for message in errors:
         sys.stderr.write(f"dlcert: error: {' '.join(message.split())}\n")
-    return ExitCode.INPUT_ERROR if errors else ExitCode.OK
+    if not errors:
+        return ExitCode.OK
+    return ExitCode.INTERNAL_ERROR if internal else ExitCode.INPUT_ERROR
 
 
 def _save_witness(path: Path, cert: Certificate, source: Path, quiet: bool = False) -> None:

@@ -238,3 +238,14 @@ def test_slq_is_a_quadrature_of_the_spectrum(samples_dir: Path) -> None:
     # with as many steps as the dimension, the extreme nodes are the extreme eigenvalues
     nodes, _ = slq_nodes(lambda X: H @ X, n, probes=2, steps=n, seed=1)
     assert nodes.min() == pytest.approx(lam[0], rel=1e-6) and nodes.max() == pytest.approx(lam[-1], rel=1e-6)
+
+
+def test_unwritable_plot_directory_is_an_error_after_the_report(runner: CliRunner, samples_dir: Path,
+                                                                tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    res = runner.invoke(app, ["check", str(samples_dir / "strict_saddle.npz"), "--plot", str(blocker),
+                              "-f", "json"])
+    assert res.exit_code == 2  # input/output error outranks the saddle's 3
+    assert json.loads(res.stdout)["verdict"] == "strict_saddle"  # the verdict is still reported
+    assert res.stderr.startswith(f"dlcert: error: {blocker}: cannot write the figures")

@@ -392,6 +392,7 @@ class CheckPlotter:
     stems: dict[int, str]
     written: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    internal: bool = False  # an error was a bug (exit 1), not a file problem (exit 2)
 
     @classmethod
     def create(cls, directory: Path, fmt: PlotFormat, specs: Sequence[CheckSpec]) -> CheckPlotter:
@@ -419,3 +420,9 @@ class CheckPlotter:
             self.written += save_figures(figs, self.directory, self.stems[id(spec)], self.fmt)
         except InputError as exc:
             self.errors.append(str(exc))
+        except Exception as exc:  # a bug while drawing must not hide the verdicts
+            self.internal = True
+            self.errors.append(
+                f"internal error (a bug in dlcert) while drawing {outcome.file}: {type(exc).__name__}: "
+                f"{exc} -- please report it"
+            )
