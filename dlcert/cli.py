@@ -99,7 +99,7 @@ OutputOpt = Annotated[Path | None, typer.Option(
     "--output", "-o", help="Also write the machine report (what -f json prints; YAML for a .yaml/.yml "
     "name) to this file; the -f report still goes to stdout.")]
 PlotOpt = Annotated[Path | None, typer.Option(
-    "--plot", help="Draw figures into this directory (needs the plot extra: pip install 'dlcert[plot]').")]
+    "--plot", help="Draw figures into this directory (needs the plot extra: pip install 'dlcert\\[plot]').")]
 PlotFormatOpt = Annotated[PlotFormat, typer.Option("--plot-format", help="Image format of --plot.")]
 
 

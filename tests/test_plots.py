@@ -249,3 +249,9 @@ def test_unwritable_plot_directory_is_an_error_after_the_report(runner: CliRunne
     assert res.exit_code == 2  # input/output error outranks the saddle's 3
     assert json.loads(res.stdout)["verdict"] == "strict_saddle"  # the verdict is still reported
     assert res.stderr.startswith(f"dlcert: error: {blocker}: cannot write the figures")
+
+
+@pytest.mark.parametrize("command", ["check", "landscape"])
+def test_help_names_the_extra(runner: CliRunner, command: str) -> None:
+    res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert "pip install 'dlcert[plot]'" in " ".join(res.stdout.split())
