@@ -255,12 +255,13 @@ def _save_witness(path: Path, cert: Certificate, source: Path, quiet: bool = Fal
 
 @contextmanager
 def stderr_progress(description: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr (only on a terminal, never with ``-q``); yields a
-    ``(done, total)`` callback."""
+    """A rich progress bar on stderr (only when stderr really is a terminal -- ``FORCE_COLOR``
+    in a CI log does not count -- and never with ``-q``); yields a ``(done, total)`` callback."""
     console = Console(stderr=True)
+    on_terminal = console.is_terminal and sys.stderr.isatty()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=quiet or not console.is_terminal,
+        console=console, transient=True, disable=quiet or not on_terminal,
     ) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)

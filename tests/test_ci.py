@@ -183,9 +183,14 @@ def test_color_never_touches_json(runner: CliRunner, sample: dict[str, Path]) ->
     assert "\x1b" not in res.stdout and json.loads(res.stdout)["verdict"] == "strict_saddle"
 
 
-def test_no_progress_when_stderr_is_not_a_terminal(runner: CliRunner, sample: dict[str, Path]) -> None:
-    res = runner.invoke(app, ["check", *map(str, sample.values())])
+@pytest.mark.parametrize("env", [{}, {"FORCE_COLOR": "1"}])  # FORCE_COLOR colours a CI log; no bars there
+def test_no_progress_when_stderr_is_not_a_terminal(runner: CliRunner, sample: dict[str, Path],
+                                                   env: dict[str, str]) -> None:
+    res = runner.invoke(app, ["check", *map(str, sample.values())], env=env)
     assert res.stderr == ""
+    res = runner.invoke(app, ["landscape", str(sample["strict_saddle"]), "--widths", "4,3,3", "--trials", "1"],
+                        env=env)
+    assert res.exit_code == 0 and res.stderr == ""
 
 
 # --- [tool.dlcert] in pyproject.toml -----------------------------------------------------------
