@@ -48,6 +48,17 @@ def xml_text(text: object) -> str:
     return _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
+def reason_text(reason: object) -> str:
+    """One reason as text: a plain string, or ``code: message`` for a reason object (an object
+    or mapping with ``code`` and ``message``, the shape ``reasons`` items are moving to)."""
+    if isinstance(reason, dict) and "message" in reason:
+        return f"{reason.get('code', '')}: {reason['message']}".lstrip(": ")
+    code, message = getattr(reason, "code", None), getattr(reason, "message", None)
+    if isinstance(message, str):
+        return f"{code}: {message}" if code else message
+    return str(reason)
+
+
 def _details(outcome: CheckOutcome) -> str:
     c = outcome.certificate
     if c is None:
@@ -60,7 +71,7 @@ def _details(outcome: CheckOutcome) -> str:
         f"widths: {c.widths}; product rank {c.product_rank}; k = {c.k}",
         f"data: {outcome.data}",
     ]
-    lines += [f"reason: {r}" for r in c.reasons]
+    lines += [f"reason: {reason_text(r)}" for r in c.reasons]
     return "\n".join(lines)
 
 

@@ -285,3 +285,19 @@ def test_pre_commit_hook_runs_like_pre_commit(samples_dir: Path, tmp_path: Path)
         argv = [*shlex.split(hooks[hook_id]["entry"]), *(str(samples_dir / f"{n}.npz") for n in names)]
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == code, (hook_id, names, proc.stderr)
+
+
+def test_reason_text_reads_strings_and_reason_objects() -> None:
+    from dataclasses import dataclass
+
+    from dlcert.junit import reason_text
+
+    @dataclass
+    class Reason:
+        code: str
+        message: str
+
+    assert reason_text("a plain note") == "a plain note"
+    assert reason_text(Reason("rank_ambiguous", "rank within 10x of its cutoff")) == (
+        "rank_ambiguous: rank within 10x of its cutoff")
+    assert reason_text({"code": "tie", "message": "s_k = s_k+1"}) == "tie: s_k = s_k+1"
