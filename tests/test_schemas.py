@@ -172,3 +172,17 @@ def test_batch_schema_ties_status_to_check_and_error(runner: CliRunner, samples_
     broken = copy.deepcopy(report)
     broken["checks"][0]["check"]["verdict"] = "nope"  # the embedded check is validated too
     assert list(validator(SchemaName.BATCH).iter_errors(broken))
+
+
+def test_the_suite_wide_hook_validates_cli_reports(runner: CliRunner, samples_dir: Path) -> None:
+    """conftest wraps CliRunner.invoke: a report that breaks its schema fails whichever test made it."""
+    from conftest import validate_report
+
+    res = runner.invoke(app, ["check", str(samples_dir / "strict_saddle.npz"), "-f", "json"])
+    validate_report(res.stdout)  # a real report passes
+    broken = json.loads(res.stdout)
+    broken["verdict"] = "maybe"
+    with pytest.raises(AssertionError, match=r"dlcert\.check/1 report does not match its schema"):
+        validate_report(json.dumps(broken))
+    validate_report("not json at all")  # anything else is left alone
+    validate_report('{"schema": "someone.else/1"}')
