@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test samples lint bench clean
+.PHONY: demo test samples lint bench clean figures
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ samples: $(VENV)/.installed
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check dlcert tests samples benchmarks
 	$(VENV)/bin/mypy dlcert
+
+## Rewrite the README's figures (docs/figures; needs the plot extra). Exit codes 3 = saddle.
+figures: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[plot]'
+	$(VENV)/bin/dlcert check samples/strict_saddle.npz --plot docs/figures -q || test $$? -eq 3
+	$(VENV)/bin/dlcert check samples/non_strict_saddle.npz --plot docs/figures -q || test $$? -eq 3
+	$(VENV)/bin/dlcert landscape docs/figures/non_strict_saddle.yaml --rows 8 --plot docs/figures -q
 
 ## Benchmarks (not part of the test run).
 bench: $(VENV)/.installed

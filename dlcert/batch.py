@@ -3,17 +3,10 @@
 Each file is loaded and certified on its own; an error in one file (bad input, too large,
 even a bug) becomes that file's outcome and never hides the others' results.
 
-Requirement (``--require``), what a check must reach to *pass*:
-
-- ``global``: the verdict is ``global_minimum`` (the default);
-- ``critical``: the point is critical -- ``global_minimum``, ``strict_saddle``,
-  ``non_strict_saddle``, or ``inconclusive`` (dlcert reaches ``inconclusive`` only after
-  the relative gradient norm was found within ``gtol``: the point is critical, its class is
-  undecided); only ``not_critical`` fails;
-- ``any``: every verdict passes; only input and internal errors fail.
-
-Exit code of one check: 0 when it passes, else its verdict's code (3 saddle, 4 not critical,
-5 inconclusive), 2 for an input or resource error, 1 for an internal error. With the default
+Requirement (``--require``), what a check must reach to *pass*, and the exit code of one check:
+see :mod:`dlcert.gate` (:func:`~dlcert.gate.gate_exit` is the whole (require x verdict) table).
+A passing check exits 0, a failing one with its verdict's code (3 saddle, 4 not critical,
+5 inconclusive); an input or resource error is 2, an internal error 1. With the default
 ``--require global`` this is exactly the verdict's exit code of SPEC §7.
 
 Exit code of a batch: the most severe of its checks' codes, in the order of
@@ -42,17 +35,17 @@ JSON/YAML contract ``dlcert.batch/1`` (see :meth:`BatchResult.to_dict`)::
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from dlcert.certificate import Certificate, ExitCode, Verdict, to_builtin
+from dlcert.certificate import Certificate, ExitCode, to_builtin
 from dlcert.certification import certify
 from dlcert.errors import DlcertError, InputError, ResourceError
+from dlcert.gate import Requirement, gate_exit, passes
 from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
-from dlcert.io import Layout
+from dlcert.io import Layout, Problem
 from dlcert.manifest import (
     Manifest,
     is_manifest,
@@ -76,24 +69,9 @@ SEVERITY: tuple[ExitCode, ...] = (
 )
 
 
-class Requirement(StrEnum):
-    """What a check must reach to pass (``--require``)."""
-
-    GLOBAL = "global"
-    CRITICAL = "critical"
-    ANY = "any"
-
-
-_PASSING: dict[Requirement, frozenset[Verdict]] = {
-    Requirement.GLOBAL: frozenset({Verdict.GLOBAL_MINIMUM}),
-    Requirement.CRITICAL: frozenset(set(Verdict) - {Verdict.NOT_CRITICAL}),
-    Requirement.ANY: frozenset(Verdict),
-}
-
-
 def meets(cert: Certificate, requirement: Requirement) -> bool:
     """Whether a certificate passes the gate under ``requirement``."""
-    return cert.verdict in _PASSING[requirement]
+    return passes(requirement, cert.verdict)
 
 
 def most_severe(codes: Sequence[ExitCode]) -> ExitCode:
@@ -149,6 +127,8 @@ class CheckOutcome:
     file, data : the weights file and the ``--data`` file (``None``: data in the weights file).
     certificate : the result, ``None`` on error; error : why there is none.
     requirement : what the check had to reach; seconds : wall time of load and certification.
+    source : the file a CI annotation points at (the weights file, even for an entry of a
+    manifest's ``checks:``; the manifest for inline layers); ``None``: ``file``.
     """
 
     file: str
@@ -157,6 +137,7 @@ class CheckOutcome:
     error: CheckError | None
     requirement: Requirement
     seconds: float
+    source: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -173,7 +154,7 @@ class CheckOutcome:
         """0 when passed, the verdict's code when failed, 2 or 1 on error."""
         if self.error is not None or self.certificate is None:
             return self.error.exit_code if self.error is not None else ExitCode.INTERNAL_ERROR
-        return ExitCode.OK if self.passed else self.certificate.exit_code
+        return gate_exit(self.requirement, self.certificate.verdict)
 
     def to_dict(self) -> dict[str, Any]:
         c = self.certificate
@@ -224,11 +205,11 @@ class BatchResult:
         }
 
 
-def check_file(
+def check_point(
     weights: Path, data: Path | None, options: CheckOptions, entry: Manifest | None = None
-) -> Certificate:
+) -> tuple[Problem, Certificate]:
     """Load (an ``.npz``, a YAML manifest, or one ``entry`` of a manifest's ``checks:``) and
-    certify one point, behind the resource guard.
+    certify one point, behind the resource guard; returns the loaded problem and its certificate.
 
     Options given explicitly override a manifest's tolerances. Raises :class:`DlcertError`.
     """
@@ -241,9 +222,27 @@ def check_file(
         problem, gtol, ftol = load_check_input(weights, data, options.layout, options.gtol, options.ftol)
     guard_certify(widths_of(problem.weights), str(weights), dense_limit=options.dense_limit,
                   n_extremes=options.n_extremes)
-    return certify(problem.weights, problem.stats, gtol=gtol, ftol=ftol,
-                   eps=problem.eps, n_extremes=options.n_extremes,
-                   time_budget=options.time_budget, dense_limit=options.dense_limit)
+    return problem, certify(problem.weights, problem.stats, gtol=gtol, ftol=ftol,
+                            eps=problem.eps, n_extremes=options.n_extremes,
+                            time_budget=options.time_budget, dense_limit=options.dense_limit)
+
+
+def check_file(
+    weights: Path, data: Path | None, options: CheckOptions, entry: Manifest | None = None
+) -> Certificate:
+    """:func:`check_point` without the problem."""
+    return check_point(weights, data, options, entry)[1]
+
+
+def shown(path: Path | str) -> str:
+    """A path as reports show it: relative to the working directory when it lies below it."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return str(p.relative_to(Path.cwd()))
+        except ValueError:
+            return str(p)
+    return str(p)
 
 
 def one_line(text: object) -> str:
@@ -260,23 +259,46 @@ class CheckSpec:
     entry: Manifest | None = None  # one entry of a manifest's checks: list
     label: str | None = None  # the name shown in reports (default: the weights path)
 
+    @property
+    def source(self) -> str:
+        """The file a report or annotation points at: the weights file when there is one."""
+        if self.entry is not None:
+            return shown(self.entry.weights) if self.entry.weights is not None else str(self.weights)
+        return str(self.weights)
+
+    @property
+    def data_shown(self) -> str | None:
+        """The data file as far as it is known before loading (``--data``, else the entry's)."""
+        if self.data is not None:
+            return shown(self.data)
+        if self.entry is not None and self.entry.data_path is not None:
+            return shown(self.entry.data_path)
+        return None
+
+
+#: Called after each check with its spec, the loaded problem (``None`` on error) and the outcome.
+AfterCheck = Callable[["CheckSpec", "Problem | None", "CheckOutcome"], None]
+
 
 def run_check(
     spec: CheckSpec,
     requirement: Requirement = Requirement.GLOBAL,
     *,
     catch_internal: bool = True,
+    after: AfterCheck | None = None,
 ) -> CheckOutcome:
     """Check one file; every failure becomes the outcome's :class:`CheckError`.
 
     ``catch_internal=False`` lets unexpected exceptions (bugs) propagate (``--debug``).
+    ``after`` sees the loaded problem while it is still in memory (e.g. for ``--plot``).
     """
     weights, data = Path(spec.weights), spec.data
     t0 = time.perf_counter()
     cert: Certificate | None = None
     error: CheckError | None = None
+    problem: Problem | None = None
     try:
-        cert = check_file(weights, data, spec.options, spec.entry)
+        problem, cert = check_point(weights, data, spec.options, spec.entry)
     except ResourceError as exc:
         error = CheckError("resource_error", one_line(exc))
     except DlcertError as exc:
@@ -291,14 +313,18 @@ def run_check(
             f"{weights}: internal error (a bug in dlcert): {type(exc).__name__}: {one_line(exc)}"
             " -- please report it, with the output of --debug",
         )
-    return CheckOutcome(
+    outcome = CheckOutcome(
         file=spec.label or str(weights),
-        data=str(data) if data is not None else None,
+        data=shown(problem.data_source) if problem is not None else spec.data_shown,
         certificate=cert,
         error=error,
         requirement=requirement,
         seconds=time.perf_counter() - t0,
+        source=spec.source,
     )
+    if after is not None:
+        after(spec, problem, outcome)
+    return outcome
 
 
 def run_batch(
@@ -306,12 +332,21 @@ def run_batch(
     requirement: Requirement = Requirement.GLOBAL,
     *,
     catch_internal: bool = True,
+    after: AfterCheck | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BatchResult:
-    """Run every check, in order; one check's error never stops the others."""
-    return BatchResult(
-        [run_check(spec, requirement, catch_internal=catch_internal) for spec in specs],
-        requirement,
-    )
+    """Run every check, in order; one check's error never stops the others.
+
+    ``progress(done, total)`` is called before the first check and after each one.
+    """
+    outcomes = []
+    for i, spec in enumerate(specs):
+        if progress is not None:
+            progress(i, len(specs))
+        outcomes.append(run_check(spec, requirement, catch_internal=catch_internal, after=after))
+    if progress is not None:
+        progress(len(specs), len(specs))
+    return BatchResult(outcomes, requirement)
 
 
 def specs_for(
@@ -332,9 +367,19 @@ def specs_for(
                 entries = None  # reported as this file's error when the check runs
         if entries:
             out.extend(
-                CheckSpec(w, data, options, entry=m, label=f"{w} [checks {i}]")
+                CheckSpec(w, data, options, entry=m, label=entry_label(w, m, i))
                 for i, m in enumerate(entries, start=1)
             )
         else:
             out.append(CheckSpec(w, data, options))
     return out
+
+
+def entry_label(manifest: Path, entry: Manifest, index: int) -> str:
+    """How reports name entry ``index`` of a manifest's ``checks:`` list: by its weights file,
+    then where it is listed -- ``run1/model.npz (gate.yaml checks[1])``; an entry of inline or
+    ``.npy`` layers has no file of its own: ``gate.yaml checks[2] (layers)``."""
+    where = f"{manifest} checks[{index}]"
+    if entry.weights is not None:
+        return f"{shown(entry.weights)} ({where})"
+    return f"{where} (layers)"

@@ -7,7 +7,6 @@ Exit codes (SPEC §7): 0 certified global minimum (success for commands without 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,9 +18,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
+from dlcert.batch import CheckOptions, most_severe, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
+from dlcert.ci import append_step_summary, project_defaults, write_report
 from dlcert.errors import DlcertError
+from dlcert.gate import DESCRIPTIONS, Requirement, gate_table_text
 from dlcert.hessian import DEFAULT_TIME_BUDGET
 from dlcert.io import (
     Layout,
@@ -35,9 +36,13 @@ from dlcert.io import (
 from dlcert.junit import write_junit
 from dlcert.landscape import Landscape, balanced_optimum, map_landscape
 from dlcert.manifest import load_landscape_input, parse_widths
+from dlcert.objective import loss
 from dlcert.recheck import WitnessCheck
 from dlcert.recheck import recheck as recheck_witness
-from dlcert.render import Format, renderer_for
+from dlcert.render import CheckFormat, ColorMode, Format, renderer_for
+from dlcert.render.github import MarkdownSummary
+from dlcert.render.plots import CheckPlotter, PlotFormat, landscape_figures, pyplot, safe_stem, save_figures
+from dlcert.schemas import SchemaName, schema_text
 from dlcert.statistics import Statistics
 from dlcert.streaming import stream_statistics
 from dlcert.trials import run_trials
@@ -46,10 +51,11 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 certified global minimum / success, 3 saddle, 4 not critical, "
     "5 inconclusive, 2 usage or input error, 1 internal error."
 )
+NO_VERDICT_EXIT_HELP = "Exit codes: 0 success, 2 usage or input error, 1 internal error."
 BATCH_HELP = (
     "With several WEIGHTS: one summary table (JSON: schema dlcert.batch/1) and the most severe "
-    "exit code, in the order 1 > 2 > 4 > 3 > 5 > 0. --require critical|any lets saddles "
-    "(critical) or every verdict (any) exit 0; input and internal errors always fail."
+    "exit code, in the order 1 > 2 > 4 > 3 > 5 > 0. Exit code of one check under --require "
+    "(input errors are always 2, internal errors 1):\n\n" + gate_table_text()
 )
 
 app = typer.Typer(
@@ -64,8 +70,18 @@ T = TypeVar("T")
 
 
 @app.callback()
-def _root() -> None:
-    """Certify critical points of deep linear neural networks."""
+def _root(ctx: typer.Context) -> None:
+    """Certify critical points of deep linear neural networks.
+
+    Defaults for options come from [tool.dlcert] in the nearest pyproject.toml (see dlcert.ci).
+    """
+    try:
+        _, defaults = project_defaults()
+    except DlcertError as exc:
+        raise fail(f"error: {' '.join(str(exc).split())}", ExitCode.INPUT_ERROR) from None
+    if defaults:
+        ctx.default_map = {**defaults, **(ctx.default_map or {})}
+
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 LayoutOpt = Annotated[
@@ -73,6 +89,18 @@ LayoutOpt = Annotated[
     typer.Option(help="Data layout: columns = (d, m), rows = (m, d). Inferred when omitted."),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+ColorOpt = Annotated[ColorMode, typer.Option(
+    "--color", help="Colour of the text report: auto (rich decides: a terminal, NO_COLOR, FORCE_COLOR), "
+    "always, never.")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No text report, notes or progress (errors, -f json|yaml|github output and "
+    "the exit code stay).")]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Also write the machine report (what -f json prints; YAML for a .yaml/.yml "
+    "name) to this file; the -f report still goes to stdout.")]
+PlotOpt = Annotated[Path | None, typer.Option(
+    "--plot", help="Draw figures into this directory (needs the plot extra: pip install 'dlcert\\[plot]').")]
+PlotFormatOpt = Annotated[PlotFormat, typer.Option("--plot-format", help="Image format of --plot.")]
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:
@@ -101,20 +129,45 @@ def run_guarded(debug: bool, body: Callable[[], T]) -> T:
         ) from None
 
 
-def emit(result: object, fmt: Format) -> None:
-    """Write a rendered result to stdout (colour only for a text report on a terminal)."""
-    color = fmt is Format.TEXT and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    width = 100
-    if color:
-        width = max(80, min(140, os.get_terminal_size().columns))
-    sys.stdout.write(renderer_for(fmt, color=color, width=width).render(result))
+def text_style(color: ColorMode) -> tuple[str | None, int]:
+    """Colour system and width of the text report on stdout; rich decides under ``auto``
+    (a terminal, ``NO_COLOR``, ``FORCE_COLOR``, ``TERM``), an explicit ``--color`` wins."""
+    probe = Console(
+        file=sys.stdout,
+        force_terminal={ColorMode.AUTO: None, ColorMode.ALWAYS: True, ColorMode.NEVER: False}[color],
+        no_color={ColorMode.AUTO: None, ColorMode.ALWAYS: False, ColorMode.NEVER: True}[color],
+    )
+    system = probe.color_system if probe.is_terminal and not probe.no_color else None
+    width = max(80, min(140, probe.width)) if sys.stdout.isatty() else 100
+    return system, width
+
+
+def emit(result: object, fmt: Format | CheckFormat, color: ColorMode = ColorMode.AUTO,
+         quiet: bool = False) -> None:
+    """Write a rendered result to stdout (``quiet`` drops a text report, never machine output)."""
+    if quiet and fmt == Format.TEXT:
+        return
+    system, width = text_style(color) if fmt == Format.TEXT else (None, 100)
+    sys.stdout.write(renderer_for(fmt, width=width, color_system=system).render(result))
     sys.stdout.flush()
+
+
+def write_output(path: Path, result: object) -> None:
+    """``--output``: the machine report, JSON (YAML for a ``.yaml``/``.yml`` name)."""
+    fmt = Format.YAML if path.suffix.lower() in (".yaml", ".yml") else Format.JSON
+    write_report(path, renderer_for(fmt).render(result), "report")
+
+
+def note(message: str, quiet: bool) -> None:
+    """A note on stderr (not an error), silenced by ``-q``."""
+    if not quiet:
+        sys.stderr.write(f"dlcert: note: {message}\n")
 
 
 RequireOpt = Annotated[
     Requirement,
-    typer.Option("--require", help="What each check must reach to pass: global (global minimum), "
-                 "critical (any critical point, saddles included), any (only errors fail)."),
+    typer.Option("--require", help="What each check must reach to pass: "
+                 + "; ".join(f"{r.value}: {d}" for r, d in DESCRIPTIONS.items()) + "."),
 ]
 
 
@@ -123,7 +176,7 @@ def check(
     weights: Annotated[list[Path], typer.Argument(
         metavar="WEIGHTS", help="Weights: one or more .npz with W1..WN (and X, Y or statistics), YAML manifests, or .safetensors / PyTorch state_dict files (.pt, .pth, .bin; data then from --data).")],
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Data .npz: X and Y, or Sxx, Syx, syy, m.")] = None,
-    fmt: FormatOpt = Format.TEXT,
+    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format (github: workflow-command annotations, one per failing check).")] = CheckFormat.TEXT,
     gtol: Annotated[float | None, typer.Option(help="Relative gradient tolerance (default from input precision).")] = None,
     ftol: Annotated[float | None, typer.Option(help="Relative gap tolerance (default from input precision).")] = None,
     witness: Annotated[Path | None, typer.Option("--witness", help="Save the escape witness W' here (.npz).")] = None,
@@ -132,34 +185,65 @@ def check(
     time_budget: Annotated[float, typer.Option(min=0.0, help="Seconds for the iterative eigen-solver.")] = DEFAULT_TIME_BUDGET,
     require: RequireOpt = Requirement.GLOBAL,
     junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Also write a JUnit XML report here.")] = None,
+    output: OutputOpt = None,
+    color: ColorOpt = ColorMode.AUTO,
+    quiet: QuietOpt = False,
+    plot: PlotOpt = None,
+    plot_format: PlotFormatOpt = PlotFormat.PNG,
     debug: DebugOpt = False,
 ) -> None:
-    """Certify points: global minimum, strict or non-strict saddle, or not critical."""
+    """Certify points: global minimum, strict or non-strict saddle, or not critical.
+
+    When GITHUB_STEP_SUMMARY is set (GitHub Actions), a Markdown summary is appended to it.
+    """
     options = run_guarded(debug, lambda: CheckOptions(gtol, ftol, layout, eigs, time_budget))
     if witness is not None and len(weights) > 1:
         raise fail("error: --witness takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
-    batch = run_batch(specs_for(weights, data, options), require, catch_internal=not debug)
+    specs = specs_for(weights, data, options)
+    plotter = run_guarded(debug, lambda: CheckPlotter.create(plot, plot_format, specs)) if plot else None
+    with stderr_progress("certifying", quiet=quiet) as tick:
+        batch = run_batch(specs, require, catch_internal=not debug, progress=tick,
+                          after=plotter.after if plotter else None)
     if junit_xml is not None:
         run_guarded(debug, lambda: write_junit(junit_xml, batch))
-    if len(batch.checks) > 1:
-        for outcome in batch.checks:
-            if outcome.error is not None:
-                sys.stderr.write(f"dlcert: error: {outcome.error.message}\n")
+    run_guarded(debug, lambda: append_step_summary(MarkdownSummary().render(batch)))
+    single = batch.checks[0] if len(batch.checks) == 1 else None
+    cert = single.certificate if single is not None else None
+    if output is not None and (single is None or cert is not None):
+        run_guarded(debug, lambda: write_output(output, cert if cert is not None else batch))
+    for outcome in batch.checks:
+        if outcome.error is not None:
+            sys.stderr.write(f"dlcert: error: {outcome.error.message}\n")
+    if fmt == CheckFormat.GITHUB:
         emit(batch, fmt)
-        raise typer.Exit(int(batch.exit_code))
-    outcome = batch.checks[0]
-    if outcome.certificate is None:
-        raise fail(f"error: {outcome.error.message if outcome.error else 'no result'}", outcome.exit_code)
-    cert = outcome.certificate
+    code = batch.exit_code
+    if plotter is not None:
+        code = most_severe([code, report_plots(plotter.written, plotter.errors, quiet, plotter.internal)])
+    if single is None or cert is None:  # several checks, or one that could not run
+        if single is None and fmt != CheckFormat.GITHUB:
+            emit(batch, fmt, color, quiet)
+        raise typer.Exit(int(code))
     if witness is not None:
-        run_guarded(debug, lambda: _save_witness(witness, cert, weights[0]))
-    emit(cert, fmt)
-    raise typer.Exit(int(outcome.exit_code))
+        run_guarded(debug, lambda: _save_witness(witness, cert, weights[0], quiet))
+    if fmt != CheckFormat.GITHUB:
+        emit(single if fmt == CheckFormat.TEXT else cert, fmt, color, quiet)
+    raise typer.Exit(int(code))
 
 
-def _save_witness(path: Path, cert: Certificate, source: Path) -> None:
+def report_plots(written: list[Path], errors: list[str], quiet: bool, internal: bool = False) -> ExitCode:
+    """Say which figures were written (a note each) and why any were not (exit 2; 1 for a bug)."""
+    for path in written:
+        note(f"wrote {path} ({path.stat().st_size} bytes)", quiet)
+    for message in errors:
+        sys.stderr.write(f"dlcert: error: {' '.join(message.split())}\n")
+    if not errors:
+        return ExitCode.OK
+    return ExitCode.INTERNAL_ERROR if internal else ExitCode.INPUT_ERROR
+
+
+def _save_witness(path: Path, cert: Certificate, source: Path, quiet: bool = False) -> None:
     if cert.witness is None:
-        sys.stderr.write(f"dlcert: note: no witness saved to {path}: the verdict is {cert.verdict.value}\n")
+        note(f"no witness saved to {path}: the verdict is {cert.verdict.value}", quiet)
         return
     save_weights(path, cert.witness.point, {
         "kind": cert.witness.kind, "order": cert.witness.order,
@@ -170,18 +254,20 @@ def _save_witness(path: Path, cert: Certificate, source: Path) -> None:
 
 
 @contextmanager
-def stderr_progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr (only on a terminal); yields a ``(done, total)`` callback."""
+def stderr_progress(description: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (only when stderr really is a terminal -- ``FORCE_COLOR``
+    in a CI log does not count -- and never with ``-q``); yields a ``(done, total)`` callback."""
     console = Console(stderr=True)
+    on_terminal = console.is_terminal and sys.stderr.isatty()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
+        console=console, transient=True, disable=quiet or not on_terminal,
     ) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(epilog=NO_VERDICT_EXIT_HELP)
 def landscape(
     data: Annotated[Path, typer.Argument(
         help="Data: .npz with X, Y or Sxx, Syx, syy, m (e.g. from dlcert stats), or a YAML manifest.")],
@@ -196,11 +282,23 @@ def landscape(
     seed: Annotated[int, typer.Option(help="Seed of the random starts.")] = 0,
     layout: LayoutOpt = None,
     fmt: FormatOpt = Format.TEXT,
+    output: OutputOpt = None,
+    color: ColorOpt = ColorMode.AUTO,
+    quiet: QuietOpt = False,
+    plot: PlotOpt = None,
+    plot_format: PlotFormatOpt = PlotFormat.PNG,
     debug: DebugOpt = False,
 ) -> None:
-    """Map the landscape from data and widths: L*, L_ols, s_i, the ladder of critical values."""
+    """Map the landscape from data and widths: L*, L_ols, s_i, the ladder of critical values.
+
+    A manifest naming weights gives its data and its weights' widths (and --plot marks the
+    point's loss on the ladder).
+    """
+    written: list[Path] = []
 
     def body() -> Landscape:
+        if plot is not None:
+            pyplot()  # refuse before any work when matplotlib is missing
         inp = load_landscape_input(data, parse_widths(widths) if widths else None, layout)
         result = map_landscape(inp.stats, inp.widths, rows=rows, gtol=inp.gtol, ftol=inp.ftol)
         if save_optimum is not None:
@@ -208,18 +306,29 @@ def landscape(
                 "kind": "balanced_global_minimiser", "optimal_loss": result.optimal_loss,
                 "source": str(data)})
         if trials:
-            with stderr_progress(f"{trials} random starts") as tick:
+            with stderr_progress(f"{trials} random starts", quiet=quiet) as tick:
                 summary = run_trials(inp.stats, inp.widths, trials, seed, progress=tick,
                                      gtol=inp.gtol, ftol=inp.ftol)
             result = replace(result, trials=summary)
+        if output is not None:
+            write_output(output, result)
+        if plot is not None:
+            point = loss(inp.weights, inp.stats) if inp.weights is not None else None
+            written.extend(save_figures(landscape_figures(result, point), plot,
+                                        safe_stem(Path(data).stem), plot_format))
         return result
 
     result = run_guarded(debug, body)
-    emit(result, fmt)
+    if save_optimum is not None:
+        note(f"wrote {save_optimum}: a balanced global minimiser W1..W{result.n_layers} "
+             f"(L* = {result.optimal_loss:.10g}); `dlcert check {save_optimum} --data {data}` certifies it",
+             quiet)
+    report_plots(written, [], quiet)
+    emit(result, fmt, color, quiet)
     raise typer.Exit(int(ExitCode.OK))
 
 
-@app.command("stats", epilog=EXIT_CODES_HELP)
+@app.command("stats", epilog=NO_VERDICT_EXIT_HELP)
 def stats_command(
     data: Annotated[list[Path], typer.Argument(
         help="Data files, summed: .npz (X, Y or statistics) and/or .npy pairs X.npy Y.npy "
@@ -251,6 +360,9 @@ def recheck(
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Data .npz: X and Y, or Sxx, Syx, syy, m.")] = None,
     layout: LayoutOpt = None,
     fmt: FormatOpt = Format.TEXT,
+    output: OutputOpt = None,
+    color: ColorOpt = ColorMode.AUTO,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Re-check a saved witness: L(W') < L(W) beyond rounding, within the claimed radius."""
@@ -267,8 +379,19 @@ def recheck(
         )
 
     result = run_guarded(debug, body)
-    emit(result, fmt)
+    if output is not None:
+        run_guarded(debug, lambda: write_output(output, result))
+    emit(result, fmt, color, quiet)
     raise typer.Exit(int(ExitCode.OK if result.confirmed else ExitCode.INCONCLUSIVE))
+
+
+@app.command("schema", epilog=NO_VERDICT_EXIT_HELP)
+def schema_command(
+    name: Annotated[SchemaName, typer.Argument(help="Which contract: check (dlcert.check/1), batch, landscape, recheck.")],
+) -> None:
+    """Print the JSON Schema of a machine contract (shipped inside the package)."""
+    sys.stdout.write(schema_text(name))
+    raise typer.Exit(int(ExitCode.OK))
 
 
 def main() -> None:

@@ -1,6 +1,8 @@
 """JUnit XML of a batch (``--junit-xml FILE``), for CI systems that show test reports.
 
-One ``<testsuite name="dlcert check">`` inside ``<testsuites>``; one ``<testcase>`` per check::
+One ``<testsuite name="dlcert check">`` inside ``<testsuites>``; one ``<testcase>`` per check,
+named by its weights file (an entry of a manifest's ``checks:`` list: ``run1/model.npz
+(gate.yaml checks[1])``; the data file is in the details)::
 
     <testsuites name="dlcert" tests="3" failures="1" errors="1" skipped="0" time="0.4">
       <testsuite name="dlcert check" tests="3" failures="1" errors="1" skipped="0" time="0.4"
@@ -46,6 +48,17 @@ def xml_text(text: object) -> str:
     return _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
+def reason_text(reason: object) -> str:
+    """One reason as text: a plain string, or ``code: message`` for a reason object (an object
+    or mapping with ``code`` and ``message``, the shape ``reasons`` items are moving to)."""
+    if isinstance(reason, dict) and "message" in reason:
+        return f"{reason.get('code', '')}: {reason['message']}".lstrip(": ")
+    code, message = getattr(reason, "code", None), getattr(reason, "message", None)
+    if isinstance(message, str):
+        return f"{code}: {message}" if code else message
+    return str(reason)
+
+
 def _details(outcome: CheckOutcome) -> str:
     c = outcome.certificate
     if c is None:
@@ -56,15 +69,15 @@ def _details(outcome: CheckOutcome) -> str:
         f"relative gap: {c.relative_gap:.3e} (ftol {c.tolerances.ftol:.1e})",
         f"relative gradient norm: {c.relative_gradient_norm:.3e} (gtol {c.tolerances.gtol:.1e})",
         f"widths: {c.widths}; product rank {c.product_rank}; k = {c.k}",
+        f"data: {outcome.data}",
     ]
-    lines += [f"reason: {r}" for r in c.reasons]
+    lines += [f"reason: {reason_text(r)}" for r in c.reasons]
     return "\n".join(lines)
 
 
 def _testcase(parent: ET.Element, outcome: CheckOutcome) -> None:
-    name = outcome.file if outcome.data is None else f"{outcome.file} (data {outcome.data})"
     case = ET.SubElement(parent, "testcase", {
-        "name": xml_text(name),
+        "name": xml_text(outcome.file),
         "classname": CLASSNAME,
         "time": f"{outcome.seconds:.3f}",
     })

@@ -191,11 +191,32 @@ def _tolerances(value: Any, source: str) -> tuple[float | None, float | None]:
                          f"allowed: {', '.join(TOLERANCE_KEYS)}")
     out: list[float | None] = []
     for k in TOLERANCE_KEYS:
-        v = value.get(k)
-        if v is not None and (not _number(v) or not math.isfinite(v) or not 0 < v < 1):
-            raise InputError(f"{source}: tolerances.{k} must be a number in (0, 1), got {v!r}")
-        out.append(None if v is None else float(v))
+        out.append(tolerance_value(value.get(k), f"{source}: tolerances.{k}"))
     return out[0], out[1]
+
+
+def tolerance_value(v: Any, where: str) -> float | None:
+    """A tolerance in (0, 1) from YAML: a number, or a string that ``float()`` reads exactly.
+
+    YAML 1.1 (PyYAML) reads ``1e-3`` as the string ``'1e-3'`` (its floats need a dot:
+    ``1.0e-3``), so numeric strings are accepted -- parsed by ``float()`` alone, nothing else.
+    """
+    if v is None:
+        return None
+    x: float
+    if isinstance(v, str):
+        try:
+            x = float(v)
+        except ValueError:
+            raise InputError(f"{where} must be a number in (0, 1), got the string {v!r}, which is "
+                             "not a number") from None
+    elif _number(v):
+        x = float(v)
+    else:
+        raise InputError(f"{where} must be a number in (0, 1), got {v!r} ({type(v).__name__})")
+    if not math.isfinite(x) or not 0 < x < 1:
+        raise InputError(f"{where} must be a number in (0, 1), got {v!r}")
+    return x
 
 
 def _widths(value: Any, source: str) -> tuple[int, ...]:
@@ -332,6 +353,18 @@ def manifest_problem(m: Manifest, data: Path | None = None, layout: Layout | Non
     return Problem(weights=weights, stats=stats, eps=eps, weights_source=source, data_source=str(data_path))
 
 
+def check_manifest_widths(m: Manifest, weights: tuple[np.ndarray, ...] | list[np.ndarray]) -> None:
+    """Refuse a manifest whose ``widths:`` contradicts the widths of its weights."""
+    if m.widths is None:
+        return
+    actual = (int(weights[0].shape[1]), *(int(w.shape[0]) for w in weights))
+    if tuple(m.widths) != actual:
+        raise InputError(
+            f"{m.source}: widths: {list(m.widths)} but the weights have widths {list(actual)}; "
+            "fix widths or remove it"
+        )
+
+
 def load_check_input(
     weights: Path, data: Path | None, layout: Layout | None, gtol: float | None, ftol: float | None
 ) -> tuple[Problem, float | None, float | None]:
@@ -339,8 +372,10 @@ def load_check_input(
     if not is_manifest(weights):
         return load_problem(weights, data, layout), gtol, ftol
     m = read_manifest(weights)
+    problem = manifest_problem(m, data, layout)
+    check_manifest_widths(m, problem.weights)
     return (
-        manifest_problem(m, data, layout),
+        problem,
         gtol if gtol is not None else m.gtol,
         ftol if ftol is not None else m.ftol,
     )
@@ -348,28 +383,46 @@ def load_check_input(
 
 @dataclass(frozen=True)
 class LandscapeInput:
-    """What ``dlcert landscape`` needs: statistics, widths, tolerances."""
+    """What ``dlcert landscape`` needs: statistics, widths, tolerances.
+
+    weights : the point of a manifest that names one (``None`` otherwise); landscape maps the
+    data and widths and may mark the point's loss on the ladder.
+    """
 
     stats: Statistics
     widths: tuple[int, ...]
     gtol: float | None
     ftol: float | None
+    weights: tuple[np.ndarray, ...] | None = None
 
 
 def load_landscape_input(
     data: Path, widths: tuple[int, ...] | None, layout: Layout | None
 ) -> LandscapeInput:
-    """DATA (an ``.npz`` or a manifest) and the widths (option over manifest) for ``landscape``."""
+    """DATA (an ``.npz`` or a manifest) and the widths (option over manifest) for ``landscape``.
+
+    A manifest that serves ``check`` serves ``landscape`` too: its data, its ``widths:`` (which
+    must agree with its weights) or else the widths of its weights; ``--widths`` overrides both
+    and must agree with the weights as well.
+    """
     gtol = ftol = None
     if is_manifest(data):
         m = read_manifest(data)
+        layout = layout if layout is not None else m.layout
+        gtol, ftol = m.gtol, m.ftol
         if m.weights is not None or m.layers is not None:
-            raise InputError(f"{data}: landscape takes no weights; remove weights/layers")
+            problem = manifest_problem(m, None, layout)
+            check_manifest_widths(m, problem.weights)
+            own = (int(problem.weights[0].shape[1]), *(int(w.shape[0]) for w in problem.weights))
+            if widths is not None and tuple(widths) != own:
+                raise InputError(
+                    f"--widths {','.join(map(str, widths))} but the weights of {data} have widths "
+                    f"{','.join(map(str, own))}"
+                )
+            return LandscapeInput(problem.stats, own, gtol, ftol, tuple(problem.weights))
         if m.data_path is None:
             raise InputError(f"{data}: no data: give data or stats")
         widths = widths if widths is not None else m.widths
-        layout = layout if layout is not None else m.layout
-        gtol, ftol = m.gtol, m.ftol
         data = m.data_path
     if widths is None:
         raise InputError("no widths: pass --widths d0,d1,...,dN (or widths: in the manifest)")

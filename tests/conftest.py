@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,3 +31,54 @@ def small_problem(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Sta
 @pytest.fixture
 def samples_dir() -> Path:
     return SAMPLES
+
+
+# --- every JSON report a test produces through the CLI validates against its shipped schema ----
+
+@functools.cache
+def _schema_validators() -> dict[str, Any] | None:
+    try:
+        import jsonschema
+        import referencing
+    except ImportError:  # jsonschema is a test extra; without it only tests/test_schemas.py skips
+        return None
+    from dlcert.schemas import CONTRACTS, load_schema
+
+    schemas = {name: load_schema(name) for name in CONTRACTS}
+    registry = referencing.Registry().with_resources(
+        [(s["$id"], referencing.Resource.from_contents(s)) for s in schemas.values()])
+    out = {}
+    for name, schema in schemas.items():
+        cls = jsonschema.validators.validator_for(schema)
+        out[CONTRACTS[name]] = cls(schema, registry=registry)
+    return out
+
+
+def validate_report(text: str) -> None:
+    """If ``text`` is a dlcert JSON report, assert it matches the schema its ``schema`` names."""
+    validators = _schema_validators()
+    if not validators or not text.lstrip().startswith("{"):
+        return
+    try:
+        report = json.loads(text)
+    except ValueError:
+        return
+    if isinstance(report, dict) and report.get("schema") in validators:
+        errors = list(validators[report["schema"]].iter_errors(report))
+        assert not errors, f"{report['schema']} report does not match its schema: " + "; ".join(
+            f"{list(e.absolute_path)}: {e.message}" for e in errors[:3])
+
+
+@pytest.fixture(autouse=True)
+def _json_reports_match_their_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wrap the test runner (not dlcert): every CliRunner stdout that is a report is validated."""
+    from typer.testing import CliRunner
+
+    original = CliRunner.invoke
+
+    def invoke(self: CliRunner, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        validate_report(result.stdout)
+        return result
+
+    monkeypatch.setattr(CliRunner, "invoke", invoke)

@@ -43,8 +43,9 @@ GATE_EXIT = {
     },
     Requirement.CRITICAL: {
         Verdict.GLOBAL_MINIMUM: 0, Verdict.STRICT_SADDLE: 0, Verdict.NON_STRICT_SADDLE: 0,
-        Verdict.NOT_CRITICAL: 4, Verdict.INCONCLUSIVE: 0,
+        Verdict.NOT_CRITICAL: 4, Verdict.INCONCLUSIVE: 5,
     },
+    Requirement.DECIDED: {v: 0 if v is not Verdict.INCONCLUSIVE else 5 for v in Verdict},
     Requirement.ANY: {v: 0 for v in Verdict},
 }
 
@@ -107,7 +108,8 @@ def test_each_sample_exit_follows_requirement(sample: dict[str, Path], requireme
         assert outcome.passed == (outcome.exit_code == 0)
         assert outcome.status == ("passed" if outcome.passed else "failed")
     assert batch.exit_code == most_severe([o.exit_code for o in batch.checks])
-    expected = {Requirement.GLOBAL: 4, Requirement.CRITICAL: 4, Requirement.ANY: 0}[requirement]
+    expected = {Requirement.GLOBAL: 4, Requirement.CRITICAL: 4, Requirement.DECIDED: 0,
+                Requirement.ANY: 0}[requirement]
     assert batch.exit_code == expected
 
 

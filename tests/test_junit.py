@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -220,10 +222,36 @@ def test_github_actions_gate_step_runs(tmp_path: Path, weights: tuple[str, ...],
         point = construct(rng, stats, [4, 2, 3], CHECKPOINTS[name])
         assert point is not None
         np.savez(work / "checkpoints" / f"{name}.npz", **{f"W{i}": w for i, w in enumerate(point.weights, 1)})
+    env = _dlcert_shim(tmp_path)
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("earlier step\n")
+    env["GITHUB_STEP_SUMMARY"] = str(summary)
     proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-                          cwd=work, env=_dlcert_shim(tmp_path), capture_output=True, text=True, timeout=300)
+                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == code, proc.stderr
     check_schema(parse(work / "dlcert-junit.xml"))
+    # annotations: one ::error per failing file, naming it; then one plain summary line
+    lines = proc.stdout.splitlines()
+    errors = [ln for ln in lines if ln.startswith("::error ")]
+    failing = sorted(f"checkpoints/{n}.npz" for n in weights if n != "global")
+    files = [re.match(r"::error file=([^,]+),", ln) for ln in errors]
+    assert sorted(m.group(1) for m in files if m) == failing and all(files)
+    for ln in errors:
+        assert "title=dlcert%3A strict_saddle (exit 3)::" in ln and "does not meet --require global" in ln
+    assert lines[-1].startswith(f"dlcert check: {len(weights)} checks, require global")
+    assert len(lines) == len(errors) + 1
+    # the step summary: appended (the earlier step's text kept), one table row per file
+    md = summary.read_text()
+    assert md.startswith("earlier step\n### ") and f"dlcert check: exit {code}" in md
+    rows = [ln for ln in md.splitlines() if ln.startswith("| <code>checkpoints/")]
+    assert len(rows) == len(weights)
+    for ln in rows:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        name = cells[0].removeprefix("<code>checkpoints/").removesuffix(".npz</code>")
+        assert cells[1] == ("global_minimum" if name == "global" else "strict_saddle")
+        assert cells[4:] == (["0", "pass"] if name == "global" else ["3", "FAIL"])
+    report = json.loads((work / "dlcert-report.json").read_text())
+    assert report["schema"] == ("dlcert.check/1" if len(weights) == 1 else "dlcert.batch/1")
 
 
 def test_pre_commit_hooks_use_real_commands() -> None:
@@ -257,3 +285,19 @@ def test_pre_commit_hook_runs_like_pre_commit(samples_dir: Path, tmp_path: Path)
         argv = [*shlex.split(hooks[hook_id]["entry"]), *(str(samples_dir / f"{n}.npz") for n in names)]
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == code, (hook_id, names, proc.stderr)
+
+
+def test_reason_text_reads_strings_and_reason_objects() -> None:
+    from dataclasses import dataclass
+
+    from dlcert.junit import reason_text
+
+    @dataclass
+    class Reason:
+        code: str
+        message: str
+
+    assert reason_text("a plain note") == "a plain note"
+    assert reason_text(Reason("rank_ambiguous", "rank within 10x of its cutoff")) == (
+        "rank_ambiguous: rank within 10x of its cutoff")
+    assert reason_text({"code": "tie", "message": "s_k = s_k+1"}) == "tie: s_k = s_k+1"

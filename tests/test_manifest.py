@@ -159,10 +159,68 @@ def test_manifest_content_errors(files: Path, text: str, match: str) -> None:
     assert "\n" not in str(exc.value)
 
 
-def test_landscape_manifest_must_not_name_weights(files: Path) -> None:
-    mf = write(files / "w.yaml", "weights: model.npz\ndata: train.npz\nwidths: [4, 2]\n")
-    with pytest.raises(InputError, match="takes no weights"):
-        load_landscape_input(mf, None, None)
+def test_landscape_uses_a_check_manifest(files: Path) -> None:
+    """One manifest serves check and landscape: its data, and its weights' widths."""
+    mf = write(files / "w.yaml", "weights: model.npz\ndata: train.npz\nlayout: rows\n")
+    inp = load_landscape_input(mf, None, None)
+    direct = load_problem(files / "model.npz", files / "train.npz", Layout.ROWS)
+    assert inp.widths == (4, 3, 2) and inp.weights is not None
+    np.testing.assert_array_equal(inp.stats.Sxx, direct.stats.Sxx)
+    for a, b in zip(inp.weights, direct.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    same = write(files / "w2.yaml", "weights: model.npz\ndata: train.npz\nlayout: rows\nwidths: [4, 3, 2]\n")
+    assert load_landscape_input(same, None, None).widths == (4, 3, 2)
+    assert load_landscape_input(same, (4, 3, 2), None).widths == (4, 3, 2)
+
+
+@pytest.mark.parametrize("command", ["check", "landscape"])
+def test_widths_that_contradict_the_weights_are_refused(files: Path, command: str) -> None:
+    mf = write(files / "w.yaml", "weights: model.npz\ndata: train.npz\nlayout: rows\nwidths: [4, 2]\n")
+    with pytest.raises(InputError) as exc:
+        if command == "check":
+            load_check_input(mf, None, None, None, None)
+        else:
+            load_landscape_input(mf, None, None)
+    assert str(exc.value) == (f"{mf}: widths: [4, 2] but the weights have widths [4, 3, 2]; "
+                              "fix widths or remove it")
+
+
+def test_widths_option_that_contradicts_the_weights_is_refused(files: Path) -> None:
+    mf = write(files / "w.yaml", "weights: model.npz\ndata: train.npz\nlayout: rows\n")
+    with pytest.raises(InputError, match=r"--widths 4,5,2 but the weights of .*w.yaml have widths 4,3,2"):
+        load_landscape_input(mf, (4, 5, 2), None)
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [("1e-3", 1e-3), ("1.0e-6", 1e-6), ("'2.5e-4'", 2.5e-4), ("0.5", 0.5), ("1E-7", 1e-7)],
+)
+def test_tolerances_as_a_person_writes_them(files: Path, written: str, value: float) -> None:
+    mf = write(files / "t.yaml", f"weights: model.npz\ndata: train.npz\nlayout: rows\n"
+                                 f"tolerances: {{gtol: {written}, ftol: {written}}}\n")
+    m = read_manifest(mf)
+    assert m.gtol == value and m.ftol == value
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("fast", "tolerances.gtol must be a number in (0, 1), got the string 'fast', which is not a number"),
+        ("1e-3x",
+         "tolerances.gtol must be a number in (0, 1), got the string '1e-3x', which is not a number"),
+        ("2e0", "tolerances.gtol must be a number in (0, 1), got '2e0'"),
+        ("nan", "tolerances.gtol must be a number in (0, 1), got 'nan'"),
+        (".nan", "tolerances.gtol must be a number in (0, 1), got nan"),
+        ("'-1e-3'", "tolerances.gtol must be a number in (0, 1), got '-1e-3'"),
+        ("true", "tolerances.gtol must be a number in (0, 1), got True (bool)"),
+        ("[1]", "tolerances.gtol must be a number in (0, 1), got [1] (list)"),
+    ],
+)
+def test_tolerances_refused_with_an_exact_message(files: Path, written: str, message: str) -> None:
+    mf = write(files / "t.yaml", f"weights: model.npz\ntolerances: {{gtol: {written}}}\n")
+    with pytest.raises(InputError) as exc:
+        read_manifest(mf)
+    assert str(exc.value) == f"{mf}: {message}"
 
 
 @pytest.mark.parametrize(("text", "ok"), [("4,3,2", (4, 3, 2)), (" 4, 3 ", (4, 3)), ("4", None),

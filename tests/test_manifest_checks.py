@@ -38,7 +38,36 @@ def test_each_entry_is_a_row(runner: CliRunner, workdir: Path) -> None:
     report = json.loads(result.stdout)
     assert [c["verdict"] for c in report["checks"]] == ["global_minimum", "strict_saddle"]
     assert [c["check"]["tolerances"]["gtol"] for c in report["checks"]] == [1e-6, 1e-5]
-    assert report["checks"][0]["file"].endswith("run.yaml [checks 1]")
+    # rows are named by the weights file, then the entry; data is filled in
+    assert [c["file"] for c in report["checks"]] == [
+        f"{workdir / 'global_full_rank.npz'} ({manifest} checks[1])",
+        f"{workdir / 'strict_saddle.npz'} ({manifest} checks[2])",
+    ]
+    assert [c["data"] for c in report["checks"]] == [
+        str(workdir / "global_full_rank.npz"), str(workdir / "strict_saddle.npz")]
+
+
+def test_rows_and_junit_cases_are_named_by_weights_relative_to_the_cwd(
+    runner: CliRunner, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    (workdir / "runs").mkdir()
+    shutil.move(workdir / "strict_saddle.npz", workdir / "runs" / "strict_saddle.npz")
+    np_data = workdir / "global_full_rank.npz"
+    (workdir / "gate.yaml").write_text(
+        f"data: {np_data.name}\nchecks:\n  - weights: global_full_rank.npz\n"
+        "  - weights: runs/strict_saddle.npz\n  - layers: [[[1.0, 2.0, 3.0, 4.0]]]\n"
+    )
+    monkeypatch.chdir(workdir)
+    result = runner.invoke(app, ["check", "gate.yaml", "-f", "json", "--junit-xml", "j.xml"])
+    rows = json.loads(result.stdout)["checks"]
+    names = ["global_full_rank.npz (gate.yaml checks[1])", "runs/strict_saddle.npz (gate.yaml checks[2])",
+             "gate.yaml checks[3] (layers)"]
+    assert [r["file"] for r in rows] == names
+    assert [r["data"] for r in rows] == ["global_full_rank.npz"] * 3
+    cases = ET.parse(workdir / "j.xml").getroot().iter("testcase")
+    assert [c.get("name") for c in cases] == names
 
 
 def test_one_bad_entry_does_not_hide_the_others(runner: CliRunner, workdir: Path) -> None:

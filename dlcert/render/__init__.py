@@ -19,6 +19,23 @@ class Format(StrEnum):
     YAML = "yaml"
 
 
+class CheckFormat(StrEnum):
+    """Output formats of ``dlcert check``: those of :class:`Format` and GitHub annotations."""
+
+    TEXT = "text"
+    JSON = "json"
+    YAML = "yaml"
+    GITHUB = "github"
+
+
+class ColorMode(StrEnum):
+    """``--color``: ``auto`` lets rich decide (a terminal, ``NO_COLOR``, ``FORCE_COLOR``)."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 class Reportable(Protocol):
     """What renderers accept: any result with a builtins-only ``to_dict``."""
 
@@ -31,13 +48,23 @@ class Renderer(Protocol):
     def render(self, result: Any) -> str: ...
 
 
-def renderer_for(fmt: Format, *, color: bool = False, width: int = 100) -> Renderer:
-    """The renderer of a format (text options are ignored by the machine formats)."""
+def renderer_for(
+    fmt: Format | CheckFormat, *, color: bool = False, width: int = 100,
+    color_system: str | None = None,
+) -> Renderer:
+    """The renderer of a format (text options are ignored by the machine formats).
+
+    ``github`` renders a :class:`~dlcert.batch.BatchResult` (a single check is a batch of one).
+    """
     from dlcert.render.machine import JsonRenderer, YamlRenderer
     from dlcert.render.text import TextRenderer
 
-    if fmt is Format.JSON:
+    if fmt == Format.JSON:
         return JsonRenderer()
-    if fmt is Format.YAML:
+    if fmt == Format.YAML:
         return YamlRenderer()
-    return TextRenderer(color=color, width=width)
+    if fmt == CheckFormat.GITHUB:
+        from dlcert.render.github import GithubRenderer
+
+        return GithubRenderer()
+    return TextRenderer(color=color, width=width, color_system=color_system)

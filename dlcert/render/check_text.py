@@ -16,10 +16,12 @@ from dlcert.render.theme import fmt, tick
 class CheckView:
     """Panels and tables for one certificate; every claim shows its number and tolerance."""
 
-    def __init__(self, cert: Certificate, title: str = "", witness_path: str | None = None) -> None:
+    def __init__(self, cert: Certificate, title: str = "", witness_path: str | None = None,
+                 exit_note: tuple[int, str] | None = None) -> None:
         self.cert = cert
         self.title = title
         self.witness_path = witness_path
+        self.exit_note = exit_note  # (the code the process returns, why), e.g. under --require
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
         c = self.cert
@@ -42,8 +44,9 @@ class CheckView:
     def _headline(self) -> Panel:
         c = self.cert
         v = c.verdict.value
+        code, why = self.exit_note or (int(c.exit_code), "")
         head = Text.assemble((v.replace("_", " ").upper(), f"verdict.{v}"), "  ",
-                             (f"exit {int(c.exit_code)}", "muted"))
+                             (f"exit {code}" + (f" ({why})" if why else ""), "muted"))
         body = Group(head, Text(c.message))
         return Panel(body, title=self.title or "dlcert check", title_align="left",
                      border_style=f"verdict.{v}")

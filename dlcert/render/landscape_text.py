@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dlcert.landscape import GLOBAL, NON_STRICT_POSSIBLE, STRICT, Landscape
+from dlcert.landscape import GLOBAL, NON_STRICT_POSSIBLE, STRICT, Landscape, TrialsSummary
 from dlcert.render.theme import fmt, tick
 
 _CLASS_STYLE = {
@@ -17,6 +17,11 @@ _CLASS_STYLE = {
     STRICT: "verdict.strict_saddle",
     NON_STRICT_POSSIBLE: "verdict.non_strict_saddle",
 }
+
+
+def trial_rows(t: TrialsSummary) -> list[tuple[str, int]]:
+    """The rows of the random-starts table: one per verdict, counts summing to ``t.n``."""
+    return list(t.counts.items())
 
 
 class LandscapeView:
@@ -97,10 +102,14 @@ class LandscapeView:
                     header_style="label")
         tab.add_column("end point")
         tab.add_column("count", justify="right", style="number")
-        for verdict, count in t.counts.items():
-            tab.add_row(verdict, str(count))
-        tab.add_row("L-BFGS-B not converged", str(t.not_converged))
-        return Group(tab, Text(f"init: {t.init}; L-BFGS-B then Newton polish (dlcert.trials)", "muted"))
+        tab.add_column("of which L-BFGS-B not converged", justify="right", style="number")
+        for verdict, count in trial_rows(t):
+            unconverged = sum(1 for r in t.records if r.verdict == verdict and not r.converged)
+            tab.add_row(verdict, str(count), str(unconverged))
+        note = (f"counts sum to the {t.n} starts; {t.not_converged} of them stopped without "
+                "L-BFGS-B's convergence flag (then polished and certified like the others)")
+        return Group(tab, Text(note, "muted"),
+                     Text(f"init: {t.init}; L-BFGS-B then Newton polish (dlcert.trials)", "muted"))
 
     def _theorems(self) -> Table:
         tab = Table(title="theorems (SPEC §5)", title_justify="left", header_style="label")
