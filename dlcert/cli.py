@@ -19,8 +19,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from dlcert import __version__
 from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
+from dlcert.checkpoints import using_key
 from dlcert.errors import DlcertError
 from dlcert.hessian import DEFAULT_TIME_BUDGET
 from dlcert.io import (
@@ -34,10 +36,12 @@ from dlcert.io import (
 )
 from dlcert.junit import write_junit
 from dlcert.landscape import Landscape, balanced_optimum, map_landscape
-from dlcert.manifest import load_landscape_input, parse_widths
+from dlcert.manifest import load_check_input, load_landscape_input, parse_widths
+from dlcert.polishing import Polish
 from dlcert.recheck import WitnessCheck
 from dlcert.recheck import recheck as recheck_witness
 from dlcert.render import Format, renderer_for
+from dlcert.render.report import CheckReport
 from dlcert.statistics import Statistics
 from dlcert.streaming import stream_statistics
 from dlcert.trials import run_trials
@@ -63,8 +67,17 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"dlcert {__version__}\n")
+        raise typer.Exit(int(ExitCode.OK))
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """Certify critical points of deep linear neural networks."""
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -132,13 +145,19 @@ def check(
     time_budget: Annotated[float, typer.Option(min=0.0, help="Seconds for the iterative eigen-solver.")] = DEFAULT_TIME_BUDGET,
     require: RequireOpt = Requirement.GLOBAL,
     junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Also write a JUnit XML report here.")] = None,
+    polish: Annotated[bool, typer.Option("--polish", help="Also polish the point (full-batch Newton, L-BFGS if needed) to the nearest critical point and certify that; the stored point's verdict and exit code stay its own.")] = False,
+    polish_out: Annotated[Path | None, typer.Option("--polish-out", help="Save the polished point here (.npz W1..WN; implies --polish).")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Entry of a training-loop checkpoint holding the state_dict (a/b for nested); default: the only dict of tensors.")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Certify points: global minimum, strict or non-strict saddle, or not critical."""
     options = run_guarded(debug, lambda: CheckOptions(gtol, ftol, layout, eigs, time_budget))
-    if witness is not None and len(weights) > 1:
-        raise fail("error: --witness takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
-    batch = run_batch(specs_for(weights, data, options), require, catch_internal=not debug)
+    polish = polish or polish_out is not None
+    for flag, used in (("--witness", witness is not None), ("--polish", polish)):
+        if used and len(weights) > 1:
+            raise fail(f"error: {flag} takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
+    with using_key(key):
+        batch = run_batch(specs_for(weights, data, options), require, catch_internal=not debug)
     if junit_xml is not None:
         run_guarded(debug, lambda: write_junit(junit_xml, batch))
     if len(batch.checks) > 1:
@@ -153,8 +172,25 @@ def check(
     cert = outcome.certificate
     if witness is not None:
         run_guarded(debug, lambda: _save_witness(witness, cert, weights[0]))
-    emit(cert, fmt)
+    polished = run_guarded(debug, lambda: _polish(weights[0], data, options, key, polish_out)) if polish else None
+    emit(CheckReport(cert, polished), fmt)
     raise typer.Exit(int(outcome.exit_code))
+
+
+def _polish(source: Path, data: Path | None, options: CheckOptions, key: str | None, out: Path | None) -> Polish:
+    """Polish the stored point (``dlcert.api.polish``) and save the polished point to ``out``."""
+    from dlcert.api import Loaded
+    from dlcert.api import polish as polish_point
+
+    with using_key(key):
+        problem, gtol, ftol = load_check_input(source, data, options.layout, options.gtol, options.ftol)
+    result = polish_point(Loaded(problem.weights, problem.stats, problem.eps, str(source)),
+                          gtol=gtol, ftol=ftol, time_budget=options.time_budget)
+    if out is not None:
+        save_weights(out, result.point, {
+            "kind": "polished_point", "method": result.method, "verdict": result.verdict.value,
+            "distance": result.distance, "loss_change": result.loss_change, "source": str(source)})
+    return result
 
 
 def _save_witness(path: Path, cert: Certificate, source: Path) -> None:
