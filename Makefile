@@ -39,7 +39,7 @@ samples: $(VENV)/.installed
 	$(PY) samples/make_samples.py
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check dlcert tests samples benchmarks
+	$(VENV)/bin/ruff check dlcert tests samples benchmarks examples
 	$(VENV)/bin/mypy dlcert
 
 ## Benchmarks (not part of the test run).

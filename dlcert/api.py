@@ -39,9 +39,16 @@ from dlcert.certify import certify as _certify  # THE certification entry point:
 from dlcert.errors import InputError
 from dlcert.frameworks import Adapted, to_numpy, weights_from
 from dlcert.hessian import DEFAULT_TIME_BUDGET
+from dlcert.landscape import Landscape, map_landscape
 from dlcert.polishing import Polish, polish_point
+from dlcert.recheck import WitnessCheck
+from dlcert.recheck import recheck as recheck_witness
 from dlcert.statistics import Statistics, eps_of
 from dlcert.validation import check_data, check_statistics, check_weight_chain
+
+# dlcert.landscape and dlcert.recheck are also submodules: they are imported above, before
+# dlcert/__init__.py binds the functions of this module to those names, so a later import of
+# the submodule cannot replace dlcert.landscape / dlcert.recheck with a module.
 
 __all__ = [
     "REQUIREMENTS",
@@ -99,7 +106,7 @@ def _point(obj: Any, key: str | None = None, source: str = "weights") -> _Point:
     if isinstance(obj, Loaded):
         return _Point(obj.weights, obj.eps, list(obj.notes))
     adapted: Adapted = weights_from(obj, source, key)
-    ws = check_weight_chain(adapted.weights, source, adapted.names)
+    ws = check_weight_chain(adapted.weights, "", adapted.names)
     raw = [a for a in adapted.weights if isinstance(a, np.ndarray)]
     eps = max(eps_of(*raw), adapted.eps, _F64_EPS)
     return _Point(ws, eps, adapted.notes)
@@ -227,9 +234,8 @@ def landscape(
     seed: int = 0,
     gtol: float | None = None,
     ftol: float | None = None,
-) -> Any:
+) -> Landscape:
     """The landscape (``dlcert landscape``) for widths ``[d_0, ..., d_N]`` or a model's widths."""
-    from dlcert.landscape import map_landscape
     from dlcert.trials import run_trials
 
     _check_tolerances(gtol, ftol)
@@ -260,14 +266,13 @@ def recheck(
     *,
     stats: Any = None,
     layout: str | None = None,
-) -> Any:
+) -> WitnessCheck:
     """Re-check a witness ``W'`` against the point ``W`` (``dlcert recheck``).
 
     ``witness`` is a :class:`Certificate` (its witness, radius and order), a saved witness file
     (``.npz`` from ``--witness``) or weights.
     """
     from dlcert.io import read_metadata, read_npz, weights_from_arrays
-    from dlcert.recheck import recheck as recheck_witness
 
     radius: float | None = None
     order: int | None = None

@@ -2,7 +2,8 @@
 
 Nothing here imports torch or JAX unless the object handed in is of that type: the type's
 ``__module__`` is looked at first (``torch.Tensor`` -> ``"torch"``, a JAX array ->
-``"jaxlib..."``/``"jax..."``), so ``import dlcert`` never pays for a framework.
+``"jaxlib..."``/``"jax..."``; a user's ``class Net(nn.Module)`` by its bases), so ``import
+dlcert`` never pays for a framework.
 
 Conversions:
 
@@ -67,12 +68,17 @@ class Adapted:
 
 
 def framework_of(obj: Any) -> str | None:
-    """``"torch"``, ``"jax"`` or ``None``, from the type's module (nothing is imported)."""
-    root = type(obj).__module__.split(".")[0]
-    if root == "torch":
-        return "torch"
-    if root in ("jax", "jaxlib", "flax"):
-        return "jax"
+    """``"torch"``, ``"jax"`` or ``None``, from the modules of the type and its bases.
+
+    The bases count because a user's ``class Net(nn.Module)`` lives in the user's module.
+    Nothing is imported.
+    """
+    for cls in type(obj).__mro__:
+        root = str(getattr(cls, "__module__", "")).split(".")[0]
+        if root == "torch":
+            return "torch"
+        if root in ("jax", "jaxlib", "flax"):
+            return "jax"
     return None
 
 

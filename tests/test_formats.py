@@ -272,7 +272,7 @@ def test_torch_bias_is_refused(tmp_path: Path, data: Path) -> None:
     assert "biases are not supported" in assert_input_error(path, data=data)
 
 
-def test_training_checkpoint_takes_its_only_state_dict(tmp_path: Path, data: Path, w432: list[np.ndarray]) -> None:
+def test_training_checkpoint_takes_its_only_state_dict(tmp_path: Path, w432: list[np.ndarray]) -> None:
     # The optimizer's state_dict holds lists and numbers, so 'model' is the only dict of tensors
     # (dlcert.checkpoints; more in tests/test_checkpoints.py).
     torch = need_torch()

@@ -9,9 +9,11 @@ for :class:`~dlcert.polishing.Polish`. Nothing here prints.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
+from io import StringIO
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
@@ -115,11 +117,28 @@ def certificate_html(cert: Certificate) -> str:
     return "".join(parts)
 
 
+class Themed:
+    """A renderable drawn with dlcert's named styles on any console (a notebook's has none)."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        from dlcert.render.theme import THEME
+
+        buf = StringIO()
+        inner = Console(file=buf, width=options.max_width, theme=THEME, highlight=False,
+                        color_system="truecolor" if console.color_system else None,
+                        force_terminal=console.color_system is not None)
+        inner.print(self.renderable)
+        yield Text.from_ansi(buf.getvalue().rstrip("\n"))
+
+
 def certificate_rich(cert: Certificate) -> RenderableType:
     """The terminal report followed by the loss in MSE units (conversion stated)."""
     from dlcert.render.check_text import CheckView
 
-    return Group(CheckView(cert), Text(loss_line(cert), style="muted"))
+    return Themed(Group(CheckView(cert), Text(loss_line(cert), style="dim")))
 
 
 def _mse(cert: Certificate) -> float:
@@ -159,8 +178,8 @@ def polish_rich(p: Any) -> RenderableType:
     lines = [Text(p.sentence())]
     lines += [Text(f"{a}: {b}" + (f"  ({c})" if c else "")) for a, b, c in polish_rows(p)]
     v = p.verdict.value
-    return Panel(Group(*lines), title="polish: nearest critical point (--polish)", title_align="left",
-                 border_style=f"verdict.{v}")
+    return Themed(Panel(Group(*lines), title="polish: nearest critical point (--polish)",
+                        title_align="left", border_style=f"verdict.{v}"))
 
 
 def polish_html(p: Any) -> str:
