@@ -145,7 +145,7 @@ def check(
     time_budget: Annotated[float, typer.Option(min=0.0, help="Seconds for the iterative eigen-solver.")] = DEFAULT_TIME_BUDGET,
     require: RequireOpt = Requirement.GLOBAL,
     junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Also write a JUnit XML report here.")] = None,
-    polish: Annotated[bool, typer.Option("--polish", help="Also polish the point (full-batch Newton, L-BFGS if needed) to the nearest critical point and certify that; the stored point's verdict and exit code stay its own.")] = False,
+    polish: Annotated[bool, typer.Option("--polish", help="Also polish the point (full-batch Levenberg-Marquardt on the gradient; L-BFGS if that stalls) to the nearest critical point and certify that; the stored point's verdict and exit code stay its own.")] = False,
     polish_out: Annotated[Path | None, typer.Option("--polish-out", help="Save the polished point here (.npz W1..WN; implies --polish).")] = None,
     key: Annotated[str | None, typer.Option("--key", help="Entry of a training-loop checkpoint holding the state_dict (a/b for nested); default: the only dict of tensors.")] = None,
     debug: DebugOpt = False,

@@ -239,3 +239,43 @@ def test_version_is_the_package_metadata() -> None:
     from importlib.metadata import version
 
     assert dlcert.__version__ == version("dlcert")
+
+
+class FakeJaxArray:
+    """Stands in for a JAX array: dlcert sees only its type's module, shape, dtype, __array__."""
+
+    __module__ = "jaxlib.xla_extension"
+
+    def __init__(self, a: np.ndarray, dtype_name: str | None = None) -> None:
+        self.a = a
+        self.shape = a.shape
+        self.dtype = dtype_name or a.dtype
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        return self.a if dtype is None else self.a.astype(dtype)
+
+
+def test_jax_like_arrays_and_bfloat16(problem: tuple) -> None:
+    X, Y, W, _ = problem
+    ref = dlcert.check(W, X, Y)
+    cert = dlcert.check([FakeJaxArray(w) for w in W], FakeJaxArray(X), FakeJaxArray(Y))
+    assert cert.loss == pytest.approx(ref.loss, rel=1e-12)
+    bf = dlcert.check([FakeJaxArray(w.astype(np.float32), "bfloat16") for w in W], X, Y)
+    assert bf.tolerances.eps == 2.0**-7
+
+
+def test_import_dlcert_imports_no_framework() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, dlcert; "
+            "dlcert.check([np.eye(2)], np.eye(2), 2 * np.eye(2), layout='rows'); "
+            "print(sorted(m for m in ('torch', 'jax', 'flax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_api_names_stay_functions_after_the_submodules_load() -> None:
+    import dlcert.cli
+
+    assert callable(dlcert.landscape) and callable(dlcert.recheck) and callable(dlcert.check)

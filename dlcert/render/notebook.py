@@ -168,7 +168,7 @@ def polish_rows(p: Any) -> list[tuple[str, str, str]]:
         ("relative gradient", f"{_num(p.relative_gradient_before, '.3e')} -> "
          f"{_num(p.relative_gradient_after, '.3e')}",
          f"gtol {p.certificate.tolerances.gtol:.1e}"),
-        ("steps", f"{p.newton_steps} Newton", f"{p.lbfgs_iterations} L-BFGS-B iterations"),
+        ("steps", str(p.steps), f"{p.method}; {p.lbfgs_iterations} L-BFGS-B iterations"),
         ("seconds", _num(p.seconds, ".3f"), "polish and certification"),
     ]
 
