@@ -333,7 +333,7 @@ def load_problem(
     floor = 0.0  # precision numpy cannot see in the arrays (bfloat16 widened to float32)
     names: dict[str, str] = {}
     if kind is None:
-        arrays = read_npz(weights_path)
+        arrays = checkpoints.normalise_data_names(read_npz(weights_path))  # x/y read as X/Y
     else:
         foreign = formats.read_weights(weights_path)
         arrays, names, floor = foreign.arrays, foreign.names, foreign.eps

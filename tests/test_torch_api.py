@@ -177,3 +177,17 @@ def test_torch_data_as_a_pair_and_one_dimensional_targets(tmp_path: Path, rng: n
     np.savez(tmp_path / "m.npz", W1=w_opt)
     res = CliRunner().invoke(app, ["check", str(tmp_path / "m.npz"), "--data", str(tmp_path / "pair.pt")])
     assert res.exit_code == 0, res.output
+
+
+def test_landscape_reads_torch_data_and_lower_case_names_everywhere(tmp_path: Path, problem: tuple) -> None:
+    X, Y, W = problem
+    torch.save({"x": torch.from_numpy(X), "y": torch.from_numpy(Y)}, tmp_path / "train.pt")
+    runner = CliRunner()
+    res = runner.invoke(app, ["landscape", str(tmp_path / "train.pt"), "--widths", "5,3,2,4", "-f", "json"])
+    assert res.exit_code == 0, res.output
+    cert = dlcert.check(W, X, Y)
+    import json
+
+    assert json.loads(res.stdout)["optimal_loss"] == pytest.approx(cert.optimal_loss, rel=1e-12)
+    np.savez(tmp_path / "all.npz", x=X, y=Y, **{f"W{i}": w for i, w in enumerate(W, 1)})
+    assert runner.invoke(app, ["check", str(tmp_path / "all.npz")]).exit_code == 0
