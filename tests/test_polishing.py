@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from constructions import construct, random_data
+from rich.console import Console
 from typer.testing import CliRunner
 
 import dlcert
@@ -97,7 +99,10 @@ def test_polish_dict_and_api(setting: tuple) -> None:
     assert d["verdict"] == "global_minimum" and d["check"]["schema"] == "dlcert.check/1"
     assert d["distance"] == pytest.approx(p.distance) and "point" not in d
     assert "from a point certified global minimum" in d["sentence"]
-    assert "dlcert-polish" in p._repr_html_()
+    assert "dlcert-polish" in p._repr_html_() and "GLOBAL MINIMUM" in p._repr_html_()
+    buf = StringIO()
+    Console(file=buf, width=100, color_system=None).print(p)  # no dlcert theme on this console
+    assert "polish: nearest critical point" in buf.getvalue() and "levenberg-marquardt" in buf.getvalue()
 
 
 def test_cli_polish_keeps_the_stored_verdict_and_saves_the_point(setting: tuple, tmp_path: Path) -> None:
