@@ -157,7 +157,8 @@ def levenberg_marquardt(
         op = hessian_operator(stats, cache)
         damp = _operator_scale(op, g.size) * rel
         maxiter = max(100, min(10 * g.size, 5000))
-        d = lsmr(op, -g, damp=damp, atol=1e-15, btol=1e-15, maxiter=maxiter)[0]
+        tol = min(1e-2, max(rel, 1e-15))  # LSMR tolerance tol^2: looser while far from critical
+        d = lsmr(op, -g, damp=damp, atol=tol * tol, btol=tol * tol, maxiter=maxiter)[0]
         ws = [w + dw for w, dw in zip(ws, unflatten(d, shapes), strict=True)]
         if not all(np.all(np.isfinite(w)) for w in ws):
             break
