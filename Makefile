@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test samples lint bench clean torch
+.PHONY: demo test samples lint bench clean torch jax
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ torch: $(VENV)/.torch
 $(VENV)/.torch: $(VENV)/.installed
 	$(PY) -m pip install -q '$(TORCH_SPEC)'
 	$(PY) -c "import torch; print('torch', torch.__version__)"
+	touch $@
+
+## JAX on the CPU for the JAX/Flax adapter tests (a pinned release; CI runs this too).
+JAX_SPEC ?= jax==0.10.2
+jax: $(VENV)/.jax
+$(VENV)/.jax: $(VENV)/.installed
+	$(PY) -m pip install -q '$(JAX_SPEC)'
 	touch $@
 
 ## Install and run one sample check (a strict saddle: exit code 3 is the expected answer).
