@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from constructions import construct, random_data
 
 import dlcert
 from dlcert.certificate import Verdict
 from dlcert.errors import InputError
 from dlcert.statistics import Statistics
-from constructions import construct, random_data
 
 jnp = pytest.importorskip("jax.numpy")
 
