@@ -37,7 +37,7 @@ import numpy as np
 from dlcert.certificate import Certificate, Verdict
 from dlcert.certify import certify as _certify  # THE certification entry point: repoint here
 from dlcert.errors import InputError
-from dlcert.frameworks import Adapted, to_numpy, weights_from
+from dlcert.frameworks import LINEAR_NOTE, Adapted, to_numpy, weights_from
 from dlcert.hessian import DEFAULT_TIME_BUDGET
 from dlcert.landscape import Landscape, map_landscape
 from dlcert.polishing import Polish, polish_point
@@ -315,8 +315,7 @@ def load(
     p = Path(path)
     lay_value = _layout(layout)
     lay = Layout(lay_value) if lay_value is not None else None
-    notes = ["the weights came from a state_dict file, which cannot show the model's activations: "
-             "they are taken as a linear chain"] if formats.format_of(p) is not None else []
+    notes = [LINEAR_NOTE] if formats.format_of(p) is not None else []
     with checkpoints.using_key(key):
         if is_manifest(p):
             problem, _gtol, _ftol = load_check_input(p, Path(data) if data else None, lay, None, None)

@@ -24,6 +24,8 @@ from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
 from dlcert.checkpoints import using_key
 from dlcert.errors import DlcertError
+from dlcert.formats import format_of
+from dlcert.frameworks import LINEAR_NOTE
 from dlcert.hessian import DEFAULT_TIME_BUDGET
 from dlcert.io import (
     Layout,
@@ -170,6 +172,8 @@ def check(
     if outcome.certificate is None:
         raise fail(f"error: {outcome.error.message if outcome.error else 'no result'}", outcome.exit_code)
     cert = outcome.certificate
+    if format_of(weights[0]) is not None:  # a state_dict / safetensors file: say it is taken as linear
+        cert = replace(cert, reasons=[*cert.reasons, LINEAR_NOTE])
     if witness is not None:
         run_guarded(debug, lambda: _save_witness(witness, cert, weights[0]))
     polished = run_guarded(debug, lambda: _polish(weights[0], data, options, key, polish_out)) if polish else None

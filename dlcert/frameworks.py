@@ -40,11 +40,12 @@ import numpy as np
 from dlcert.checkpoints import is_state_dict, is_tensor_like, unwrap
 from dlcert.errors import InputError
 
-__all__ = ["BFLOAT16_EPS", "Adapted", "framework_of", "to_numpy", "weights_from"]
+__all__ = ["BFLOAT16_EPS", "LINEAR_NOTE", "Adapted", "framework_of", "to_numpy", "weights_from"]
 
 BFLOAT16_EPS = 2.0**-7
 _W_KEY = re.compile(r"W([0-9]+)", re.ASCII)
-_LINEAR_NOTE = (
+#: Said whenever weights come without their model (a state_dict, a safetensors file).
+LINEAR_NOTE = (
     "the weights came as a state_dict, which cannot show the model's activations: they are "
     "taken as a linear chain W_N...W_1 (bias-free nn.Linear layers, nothing between them)"
 )
@@ -179,7 +180,7 @@ def _from_state_dict(sd: Mapping[str, Any], source: str, notes: list[str]) -> Ad
     else:
         order = params
     arrays, eps = _arrays([sd[n] for n in order])
-    return Adapted(arrays, order, eps, [*notes, _LINEAR_NOTE])
+    return Adapted(arrays, order, eps, [*notes, LINEAR_NOTE])
 
 
 def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:

@@ -191,3 +191,15 @@ def test_landscape_reads_torch_data_and_lower_case_names_everywhere(tmp_path: Pa
     assert json.loads(res.stdout)["optimal_loss"] == pytest.approx(cert.optimal_loss, rel=1e-12)
     np.savez(tmp_path / "all.npz", x=X, y=Y, **{f"W{i}": w for i, w in enumerate(W, 1)})
     assert runner.invoke(app, ["check", str(tmp_path / "all.npz")]).exit_code == 0
+
+
+def test_cli_says_a_state_dict_file_is_taken_as_linear(tmp_path: Path, problem: tuple) -> None:
+    X, Y, W = problem
+    torch.save(sequential(W).state_dict(), tmp_path / "m.pt")
+    np.savez(tmp_path / "d.npz", X=X, Y=Y)
+    args = ["check", str(tmp_path / "m.pt"), "--data", str(tmp_path / "d.npz"), "-f", "json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    import json
+
+    assert any("taken as a linear chain" in r for r in json.loads(res.stdout)["reasons"])
