@@ -122,8 +122,6 @@ def _statistics(
         if X is None or Y is None:
             raise InputError(f"{'Y' if Y is None else 'X'} is missing; pass both X and Y")
         (x, ex), (y, ey) = to_numpy(X), to_numpy(Y)
-        x = np.asarray(x) if isinstance(x, (list, tuple)) else x
-        y = np.asarray(y) if isinstance(y, (list, tuple)) else y
         X64, Y64 = check_data(x, y, dx, dy, layout)
         eps = max(eps_of(*(a for a in (x, y) if isinstance(a, np.ndarray))), ex, ey, _F64_EPS)
         return Statistics.from_data(X64, Y64, eps=eps)

@@ -104,8 +104,11 @@ def to_numpy(obj: Any) -> tuple[Any, float]:
         if str(obj.dtype) == "bfloat16":
             return np.asarray(obj, dtype=np.float32), BFLOAT16_EPS
         return np.asarray(obj), 0.0
-    if isinstance(obj, list) and obj and not any(is_tensor_like(v) for v in obj):
-        return np.asarray(obj), 0.0  # nested lists of numbers
+    if isinstance(obj, (list, tuple)) and obj and not any(is_tensor_like(v) for v in obj):
+        try:
+            return np.asarray(obj), 0.0  # nested lists of numbers
+        except (ValueError, TypeError):  # ragged: the validators word the error
+            return obj, 0.0
     return obj, 0.0
 
 

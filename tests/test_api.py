@@ -279,3 +279,9 @@ def test_api_names_stay_functions_after_the_submodules_load() -> None:
     import dlcert.cli
 
     assert callable(dlcert.landscape) and callable(dlcert.recheck) and callable(dlcert.check)
+
+
+def test_ragged_lists_get_the_validators_line(problem: tuple) -> None:
+    _, Y, W, _ = problem
+    with pytest.raises(InputError, match=r"^X is a list; expected a numpy array$"):
+        dlcert.check(W, [[1.0, 2.0], [3.0]], Y)
