@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test samples lint bench clean figures
+.PHONY: demo test samples lint bench clean figures torch jax
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,23 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+## CPU PyTorch for the torch tests (CI runs this before make test). Exactly 2.13.0: on the
+## project's machines pip takes that CPU wheel from local disk; a looser spec can pull a
+## multi-GB CUDA build from the registry.
+TORCH_SPEC ?= torch==2.13.0
+torch: $(VENV)/.torch
+$(VENV)/.torch: $(VENV)/.installed
+	$(PY) -m pip install -q '$(TORCH_SPEC)'
+	$(PY) -c "import torch; print('torch', torch.__version__)"
+	touch $@
+
+## JAX on the CPU for the JAX/Flax adapter tests (a pinned release; CI runs this too).
+JAX_SPEC ?= jax==0.10.2
+jax: $(VENV)/.jax
+$(VENV)/.jax: $(VENV)/.installed
+	$(PY) -m pip install -q '$(JAX_SPEC)'
 	touch $@
 
 ## Install and run one sample check (a strict saddle: exit code 3 is the expected answer).
@@ -29,7 +46,7 @@ samples: $(VENV)/.installed
 	$(PY) samples/make_samples.py
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check dlcert tests samples benchmarks
+	$(VENV)/bin/ruff check dlcert tests samples benchmarks examples
 	$(VENV)/bin/mypy dlcert
 
 ## Rewrite the README's figures (docs/figures; needs the plot extra). Exit codes 3 = saddle.

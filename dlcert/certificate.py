@@ -289,8 +289,30 @@ class Certificate:
     def exit_code(self) -> ExitCode:
         return self.verdict.exit_code
 
+    def passed(self, require: str = "global") -> bool:
+        """Whether this verdict passes ``--require`` (docs/ci.md)."""
+        from dlcert.api import passed
+
+        return passed(self, require)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The ``dlcert.check/1`` JSON (plus the loss in MSE units)."""
+        from dlcert.api import to_json
+
+        return to_json(self, indent)
+
+    def _repr_html_(self) -> str:
+        from dlcert.render.notebook import certificate_html
+
+        return certificate_html(self)
+
+    def __rich__(self) -> Any:
+        from dlcert.render.notebook import certificate_rich
+
+        return certificate_rich(self)
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON/YAML-safe dict following the ``dlcert.check/1`` contract (SPEC §7)."""
+        """A JSON/YAML-safe dict following the ``dlcert.check/1`` contract."""
         out: dict[str, Any] = {"schema": CHECK_SCHEMA}
         for f in fields(self):
             out[f.name] = to_builtin(getattr(self, f.name))

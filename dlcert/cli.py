@@ -18,10 +18,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from dlcert import __version__
 from dlcert.batch import CheckOptions, most_severe, run_batch, specs_for
-from dlcert.certificate import Certificate, ExitCode
+from dlcert.certificate import Certificate, ExitCode, Reason
+from dlcert.checkpoints import using_key
 from dlcert.ci import append_step_summary, project_defaults, write_report
 from dlcert.errors import DlcertError
+from dlcert.formats import format_of
+from dlcert.frameworks import LINEAR_NOTE
 from dlcert.gate import DESCRIPTIONS, Requirement, gate_table_text
 from dlcert.hessian import DEFAULT_TIME_BUDGET
 from dlcert.io import (
@@ -35,13 +39,16 @@ from dlcert.io import (
 )
 from dlcert.junit import write_junit
 from dlcert.landscape import Landscape, balanced_optimum, map_landscape
-from dlcert.manifest import load_landscape_input, parse_widths
+from dlcert.manifest import load_check_input, load_landscape_input, parse_widths
 from dlcert.objective import loss
+from dlcert.polishing import Polish
 from dlcert.recheck import WitnessCheck
 from dlcert.recheck import recheck as recheck_witness
 from dlcert.render import CheckFormat, ColorMode, Format, renderer_for
 from dlcert.render.github import MarkdownSummary
 from dlcert.render.plots import CheckPlotter, PlotFormat, landscape_figures, pyplot, safe_stem, save_figures
+from dlcert.render.report import CheckReport
+from dlcert.render.text import exit_note
 from dlcert.schemas import SchemaName, schema_text
 from dlcert.statistics import Statistics
 from dlcert.streaming import stream_statistics
@@ -69,8 +76,18 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"dlcert {__version__}\n")
+        raise typer.Exit(int(ExitCode.OK))
+
+
 @app.callback()
-def _root(ctx: typer.Context) -> None:
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """Certify critical points of deep linear neural networks.
 
     Defaults for options come from [tool.dlcert] in the nearest pyproject.toml (see dlcert.ci).
@@ -190,6 +207,9 @@ def check(
     quiet: QuietOpt = False,
     plot: PlotOpt = None,
     plot_format: PlotFormatOpt = PlotFormat.PNG,
+    polish: Annotated[bool, typer.Option("--polish", help="Also polish the point (full-batch Levenberg-Marquardt on the gradient; L-BFGS if that stalls) to the nearest critical point and certify that; the stored point's verdict and exit code stay its own.")] = False,
+    polish_out: Annotated[Path | None, typer.Option("--polish-out", help="Save the polished point here (.npz W1..WN; implies --polish).")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Entry of a training-loop checkpoint holding the state_dict (a/b for nested); default: the only dict of tensors.")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Certify points: global minimum, strict or non-strict saddle, or not critical.
@@ -197,11 +217,13 @@ def check(
     When GITHUB_STEP_SUMMARY is set (GitHub Actions), a Markdown summary is appended to it.
     """
     options = run_guarded(debug, lambda: CheckOptions(gtol, ftol, layout, eigs, time_budget))
-    if witness is not None and len(weights) > 1:
-        raise fail("error: --witness takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
+    polish = polish or polish_out is not None
+    for flag, used in (("--witness", witness is not None), ("--polish", polish)):
+        if used and len(weights) > 1:
+            raise fail(f"error: {flag} takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
     specs = specs_for(weights, data, options)
     plotter = run_guarded(debug, lambda: CheckPlotter.create(plot, plot_format, specs)) if plot else None
-    with stderr_progress("certifying", quiet=quiet) as tick:
+    with stderr_progress("certifying", quiet=quiet) as tick, using_key(key):
         batch = run_batch(specs, require, catch_internal=not debug, progress=tick,
                           after=plotter.after if plotter else None)
     if junit_xml is not None:
@@ -209,8 +231,8 @@ def check(
     run_guarded(debug, lambda: append_step_summary(MarkdownSummary().render(batch)))
     single = batch.checks[0] if len(batch.checks) == 1 else None
     cert = single.certificate if single is not None else None
-    if output is not None and (single is None or cert is not None):
-        run_guarded(debug, lambda: write_output(output, cert if cert is not None else batch))
+    if output is not None and single is None:
+        run_guarded(debug, lambda: write_output(output, batch))
     for outcome in batch.checks:
         if outcome.error is not None:
             sys.stderr.write(f"dlcert: error: {outcome.error.message}\n")
@@ -223,10 +245,16 @@ def check(
         if single is None and fmt != CheckFormat.GITHUB:
             emit(batch, fmt, color, quiet)
         raise typer.Exit(int(code))
+    if format_of(weights[0]) is not None:  # a state_dict / safetensors file: say it is taken as linear
+        cert = replace(cert, reasons=[*cert.reasons, Reason("note.linear_chain", LINEAR_NOTE)])
     if witness is not None:
         run_guarded(debug, lambda: _save_witness(witness, cert, weights[0], quiet))
+    polished = run_guarded(debug, lambda: _polish(weights[0], data, options, key, polish_out)) if polish else None
+    report = CheckReport(cert, polished, exit_note=exit_note(replace(single, certificate=cert)))
+    if output is not None:
+        run_guarded(debug, lambda: write_output(output, report))
     if fmt != CheckFormat.GITHUB:
-        emit(single if fmt == CheckFormat.TEXT else cert, fmt, color, quiet)
+        emit(report, fmt, color, quiet)
     raise typer.Exit(int(code))
 
 
@@ -239,6 +267,22 @@ def report_plots(written: list[Path], errors: list[str], quiet: bool, internal: 
     if not errors:
         return ExitCode.OK
     return ExitCode.INTERNAL_ERROR if internal else ExitCode.INPUT_ERROR
+
+
+def _polish(source: Path, data: Path | None, options: CheckOptions, key: str | None, out: Path | None) -> Polish:
+    """Polish the stored point (``dlcert.api.polish``) and save the polished point to ``out``."""
+    from dlcert.api import Loaded
+    from dlcert.api import polish as polish_point
+
+    with using_key(key):
+        problem, gtol, ftol = load_check_input(source, data, options.layout, options.gtol, options.ftol)
+    result = polish_point(Loaded(problem.weights, problem.stats, problem.eps, str(source)),
+                          gtol=gtol, ftol=ftol, time_budget=options.time_budget)
+    if out is not None:
+        save_weights(out, result.point, {
+            "kind": "polished_point", "method": result.method, "verdict": result.verdict.value,
+            "distance": result.distance, "loss_change": result.loss_change, "source": str(source)})
+    return result
 
 
 def _save_witness(path: Path, cert: Certificate, source: Path, quiet: bool = False) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dlcert.errors import InputError
-from dlcert.io import DATA_KEYS, META_PREFIX, RAW_KEYS, STATS_KEYS, Layout, read_npz
+from dlcert.io import DATA_KEYS, META_PREFIX, RAW_KEYS, STATS_KEYS, Layout
 from dlcert.statistics import Statistics, eps_of
 from dlcert.validation import check_data, check_statistics, describe
 
@@ -137,4 +137,6 @@ def load_statistics(path: Path, dims: Dims = None, layout: Layout | str | None =
     ``dims = (d_0, d_N)`` from the widths when known; otherwise inferred (module docstring).
     """
     path = Path(path)
-    return statistics_from_arrays(read_npz(path), dims, layout, str(path))
+    from dlcert.checkpoints import read_data_file  # .npz or torch.save; x/y read as X/Y
+
+    return statistics_from_arrays(read_data_file(path), dims, layout, str(path))

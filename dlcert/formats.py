@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from dlcert import checkpoints
 from dlcert.errors import InputError
 
 __all__ = [
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
-TORCH_SUFFIXES = (".pt", ".pth", ".bin")
+TORCH_SUFFIXES = checkpoints.CHECKPOINT_SUFFIXES  # .pt, .pth, .bin, .ckpt
 BFLOAT16_EPS = 2.0**-7
 """Machine epsilon of bfloat16 (8 significand bits); numpy has no bfloat16 to ask."""
 
@@ -213,13 +214,14 @@ def _read_torch(path: Path) -> tuple[list[tuple[str, np.ndarray]], float]:
         raise InputError(
             f"{path}: torch.load(weights_only=True) refused it: it holds Python objects other "
             f"than tensors ({_refused(exc)}); dlcert never runs code from a file: save "
-            "model.state_dict() with torch.save"
+            f"model.state_dict() instead: {checkpoints.SAVE_STATE_DICT}"
         ) from exc
     except Exception as exc:  # RuntimeError, EOFError, KeyError, ...: torch.load's damaged files
         raise InputError(
             f"{path}: not a readable PyTorch file ({type(exc).__name__}: {_one_line(exc, 120)}); "
             "the file is corrupt or truncated"
         ) from exc
+    obj, _ = checkpoints.unwrap(obj, str(path), checkpoints.selected_key())  # training-loop dicts
     if not isinstance(obj, Mapping):
         raise InputError(
             f"{path}: holds a {type(obj).__name__}, not a state_dict; save model.state_dict() "

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from dlcert import formats
+from dlcert import checkpoints, formats
 from dlcert.errors import InputError
 from dlcert.statistics import Statistics, eps_of
 from dlcert.validation import (
@@ -333,7 +333,7 @@ def load_problem(
     floor = 0.0  # precision numpy cannot see in the arrays (bfloat16 widened to float32)
     names: dict[str, str] = {}
     if kind is None:
-        arrays = read_npz(weights_path)
+        arrays = checkpoints.normalise_data_names(read_npz(weights_path))  # x/y read as X/Y
     else:
         foreign = formats.read_weights(weights_path)
         arrays, names, floor = foreign.arrays, foreign.names, foreign.eps
@@ -352,7 +352,7 @@ def load_problem(
     if data_path is not None:
         data_path = Path(data_path)
         data_source = str(data_path)
-        data_file = read_npz(data_path)
+        data_file = checkpoints.read_data_file(data_path)  # .npz or torch.save; x/y as X/Y
     else:
         data_source, data_file = weights_source, arrays
     data = _data_arrays(data_file, data_source)
