@@ -240,6 +240,7 @@ def stats_command(
     engine: Annotated[Engine, typer.Option(help="single: this process, chunk by chunk; dask: a Dask cluster (pip install 'dlcert[dask]').")] = Engine.SINGLE,
     scheduler: Annotated[str | None, typer.Option(help="With --engine dask: scheduler address tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster of this machine's cores), or threads / synchronous.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes of the LocalCluster (default: the number of cores).")] = None,
+    connect_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the Dask scheduler (or the LocalCluster) to answer.")] = 30.0,
     x_columns: Annotated[str | None, typer.Option("--x-columns", help="Parquet: the X columns, comma-separated names or patterns (x_*), in table order.")] = None,
     y_columns: Annotated[str | None, typer.Option("--y-columns", help="Parquet: the Y columns, as --x-columns.")] = None,
     allow_mixed_precision: Annotated[bool, typer.Option("--allow-mixed-precision", help="merge: sum files of different precision (records the coarsest).")] = False,
@@ -254,7 +255,8 @@ def stats_command(
             with stderr_progress("reading") as tick:
                 result = compute_statistics(
                     data, engine=engine, layout=layout, chunk_size=chunk_size, x_columns=x_columns,
-                    y_columns=y_columns, scheduler=scheduler, workers=workers, progress=tick)
+                    y_columns=y_columns, scheduler=scheduler, workers=workers, timeout=connect_timeout,
+                    progress=tick)
         save_statistics(output, result)
         return result
 

@@ -149,7 +149,9 @@ def _quiet() -> Iterator[None]:
 
 
 @contextmanager
-def connect(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+def connect(
+    scheduler: str | None = None, workers: int | None = None, timeout: float = CONNECT_TIMEOUT
+) -> Iterator[Any]:
     """A ``distributed.Client`` (or a local scheduler's name) for the duration of one pass."""
     if scheduler in LOCAL_SCHEDULERS:
         optional("dask.array")
@@ -166,7 +168,7 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
                 silence_logs=logging.CRITICAL,
             )
-        client = distributed.Client(cluster if cluster is not None else address, timeout=CONNECT_TIMEOUT)
+        client = distributed.Client(cluster if cluster is not None else address, timeout=timeout)
     except DlcertError:
         raise
     except failures as exc:
@@ -189,6 +191,7 @@ def dask_statistics(
     chunk_size: int | None = None,
     scheduler: Any = None,
     workers: int | None = None,
+    timeout: float = CONNECT_TIMEOUT,
 ) -> Statistics:
     """Statistics of every source on Dask (module docstring); ``scheduler`` may be a Client."""
     dask = optional("dask")
@@ -205,10 +208,10 @@ def dask_statistics(
     graph += [dask.delayed(npz_statistics, pure=True)(s, layout) for s in npz]
     with _quiet():
         if scheduler is None or isinstance(scheduler, str):
-            with connect(scheduler, workers) as client:
-                results = _run(dask, client, graph)
+            with connect(scheduler, workers, timeout) as client:
+                results = run_graph(dask, client, graph)
         else:
-            results = _run(dask, scheduler, graph)
+            results = run_graph(dask, scheduler, graph)
     total: Statistics | None = None
     if chunked:
         Sxx, Syx, syy = results[:3]
@@ -223,8 +226,9 @@ def dask_statistics(
     return total
 
 
-def _run(dask: Any, client: Any, graph: list[Any]) -> list[Any]:
-    """Compute the graph; cluster failures become one :class:`ClusterError`."""
+def run_graph(dask: Any, client: Any, graph: list[Any]) -> list[Any]:
+    """Compute the graph on ``client`` (or a local scheduler's name); cluster failures become one
+    :class:`ClusterError`."""
     try:
         if isinstance(client, str):
             return list(dask.compute(*graph, scheduler=client))

@@ -86,6 +86,7 @@ def compute_statistics(
     y_columns: str | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
+    timeout: float = 30.0,
     progress: Progress | None = None,
 ) -> Statistics:
     """``Sxx, Syx, syy, m`` of every input summed (formats: :mod:`dlcert.sources`)."""
@@ -103,4 +104,4 @@ def compute_statistics(
     from dlcert.dask_engine import dask_statistics
 
     return dask_statistics(sources, layout=layout, chunk_size=chunk_size, scheduler=scheduler,
-                           workers=workers)
+                           workers=workers, timeout=timeout)
