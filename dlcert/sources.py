@@ -540,14 +540,17 @@ def open_npz(path: Path, dims: Dims, layout: Layout | str | None) -> NpzSource:
 
 
 def _kind(path: Path) -> str | None:
+    """The format of a path by its name; a directory is a Zarr store or a folder of shards."""
     name = path.name.lower()
+    if path.is_dir():  # Spark writes "out.parquet/" as a directory of part files
+        return "zarr" if name.endswith(ZARR_SUFFIXES) or _is_zarr_dir(path) else None
     if name.endswith(".npy"):
         return "npy"
     if name.endswith(".npz"):
         return "npz"
     if name.endswith(H5_SUFFIXES):
         return "h5"
-    if name.endswith(ZARR_SUFFIXES) or (path.is_dir() and _is_zarr_dir(path)):
+    if name.endswith(ZARR_SUFFIXES):
         return "zarr"
     if name.endswith(PARQUET_SUFFIXES):
         return "parquet"

@@ -212,3 +212,35 @@ def test_core_imports_no_optional_package() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+class _Bomb:
+    """Unpickling this creates a file: evidence that something deserialised an object."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_zarr_v2_object_array_with_pickle_codec_is_never_decoded(tmp_path: Path) -> None:
+    import json
+    import pickle
+
+    store, marker = tmp_path / "evil.zarr", tmp_path / "unpickled"
+    (store / "X").mkdir(parents=True)
+    (store / "Y").mkdir()
+    (store / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
+    meta = {"chunks": [3], "compressor": None, "fill_value": None, "order": "C", "shape": [3],
+            "zarr_format": 2}
+    (store / "X" / ".zarray").write_text(json.dumps(
+        {**meta, "dtype": "|O", "filters": [{"id": "pickle", "protocol": 4}]}))
+    (store / "X" / "0").write_bytes(pickle.dumps(np.array([_Bomb(marker)] * 3, dtype=object)))
+    (store / "Y" / ".zarray").write_text(json.dumps({**meta, "dtype": "<f8", "filters": None}))
+    (store / "Y" / "0").write_bytes(np.ones(3).tobytes())
+    for args in ([store], [f"{store}:X", f"{store}:Y"]):
+        with pytest.raises(InputError, match=r"evil\.zarr:X") as exc:
+            compute_statistics(args)
+        assert "\n" not in str(exc.value)
+    assert not marker.exists()
