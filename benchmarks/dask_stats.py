@@ -208,7 +208,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     me = [sys.executable, str(BENCH), "--dir", str(d), "--dx", str(args.dx), "--dy", str(args.dy)]
 
-    def child(*extra_args: str) -> Any:
+    def child(*extra_args: str, env: dict[str, str] = env) -> Any:
         out = subprocess.run([*me, *extra_args], env=env, check=True, capture_output=True, text=True).stdout
         return json.loads(out.strip().splitlines()[-1])
 
@@ -242,9 +242,10 @@ def main() -> None:
               f"statistics pass {parts['statistics_pass_s']:.2f} s ({parts['blocks']} blocks), shutdown "
               f"{parts['shutdown_s']:.2f} s; worker peak RSS {parts['worker_peak_rss_mib']} MiB, driver "
               f"{parts['driver_peak_rss_mib']} MiB")
-        split = child("--child", "single", "--inputs", json.dumps(inputs), "--fmt", fmt)
-        print(f"  single parts ({split['chunks']} chunks): reading + checks {split['read_s']:.2f} s, "
-              f"GEMMs {split['gemm_s']:.2f} s")
+        for label, e in (("BLAS threads as installed", env), ("single-threaded BLAS", one)):
+            split = child("--child", "single", "--inputs", json.dumps(inputs), "--fmt", fmt, env=e)
+            print(f"  single parts, {label} ({split['chunks']} chunks): reading + checks "
+                  f"{split['read_s']:.2f} s, GEMMs {split['gemm_s']:.2f} s")
         if not args.keep:
             subprocess.run(["rm", "-rf", *inputs, str(d / "S1.npz"), str(d / "S2.npz"),
                             str(d / "S3.npz")], check=True)

@@ -34,6 +34,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -138,14 +139,26 @@ def _cluster_errors() -> tuple[type[BaseException], ...]:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Keep distributed's log lines off stderr: the CLI reports one line."""
-    logger = logging.getLogger("distributed")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
+    """Keep distributed's log lines off stderr: the CLI reports one line.
+
+    After a failure the levels stay raised: a client that lost its scheduler goes on logging
+    from its event-loop thread after the error has reached the caller.
+    """
+    try:  # importing distributed configures its loggers: do it first, then override
+        import distributed  # noqa: F401
+    except ImportError:
+        pass
+    names = ["distributed", "dask", "tornado"]
+    names += [n for n in logging.root.manager.loggerDict if n.startswith(("distributed.", "dask."))]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"(distributed|dask)(\..*)?$")
         yield
-    finally:
-        logger.setLevel(level)
+    for lg, level in zip(loggers, levels, strict=True):
+        lg.setLevel(level)
 
 
 @contextmanager
@@ -243,5 +256,9 @@ def run_graph(dask: Any, client: Any, graph: list[Any]) -> list[Any]:
             raise ClusterError(
                 f"a Dask worker cannot import what the pass needs ({_one_line(exc)}); install dlcert "
                 "with the extras of your formats on every worker"
+            ) from None
+        if "connection-lost" in str(exc) or "CommClosed" in type(exc).__name__:
+            raise ClusterError(
+                "lost the connection to the Dask scheduler during the pass; no statistics written"
             ) from None
         raise ClusterError(f"the Dask computation failed ({_one_line(exc)}); no statistics written") from None

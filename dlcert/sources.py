@@ -89,9 +89,11 @@ def optional(module: str) -> ModuleType:
         ) from None
 
 
-def _one_line(exc: BaseException, limit: int = 160) -> str:
+def _one_line(exc: BaseException, limit: int = 200) -> str:
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:limit]}" if text else type(exc).__name__
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _eps(dtype: np.dtype) -> float:

@@ -186,3 +186,41 @@ def test_local_cluster_when_no_scheduler_is_given(tmp_path: Path, data: tuple[np
     single = compute_statistics(args, **opts)
     assert int(S["m"]) == single.m
     np.testing.assert_allclose(S["Sxx"], single.Sxx, rtol=0, atol=1e-13 * np.abs(single.Sxx).max())
+
+
+def test_a_scheduler_lost_during_the_pass_is_one_cluster_error() -> None:
+    """A scheduler (its own process) killed while a task runs: one ClusterError, no hang."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from dlcert.dask_engine import run_graph
+
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                              "--port", str(port), "--no-dashboard"], stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        with distributed.Client(addr, timeout=60) as client:
+            worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nthreads", "1",
+                                       "--no-dashboard", "--no-nanny"], stderr=subprocess.DEVNULL)
+            client.wait_for_workers(1, timeout=60)
+
+            def kill_when_running() -> None:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and not any(client.processing().values()):
+                    time.sleep(0.05)
+                sched.kill()
+
+            killer = threading.Thread(target=kill_when_running, daemon=True)
+            killer.start()
+            with pytest.raises(ClusterError, match="lost the connection to the Dask scheduler"):
+                run_graph(dask, client, [dask.delayed(time.sleep, pure=False)(60)])
+            killer.join(timeout=5)
+    finally:
+        for p in (worker, sched):
+            if p is not None:
+                p.kill()
+                p.wait(timeout=30)
