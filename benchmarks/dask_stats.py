@@ -188,6 +188,7 @@ def main() -> None:
     ap.add_argument("--formats", default="npy")
     ap.add_argument("--dir", type=Path, default=Path("/tmp/dlcert-dask-bench"))
     ap.add_argument("--keep", action="store_true", help="keep the data files")
+    ap.add_argument("--no-parts", action="store_true", help="only the end-to-end runs (steps 1-2)")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--inputs", default="", help=argparse.SUPPRESS)
     ap.add_argument("--fmt", default="", help=argparse.SUPPRESS)
@@ -235,6 +236,11 @@ def main() -> None:
               f"ratio dask/single = {w2 / w1:.2f}")
         diff = compare(d / "S1.npz", d / "S2.npz")
         print(f"  max relative difference of the two statistics files: {diff:.1e}")
+        if args.no_parts:
+            if not args.keep:
+                subprocess.run(["rm", "-rf", *inputs, str(d / "S1.npz"), str(d / "S2.npz"),
+                                str(d / "S3.npz")], check=True)
+            continue
         parts = child("--child", "dask", "--inputs", json.dumps(inputs), "--fmt", fmt,
                       "--workers", str(args.workers))
         print(f"  dask parts: LocalCluster start {parts['cluster_start_s']:.2f} s, workers import dlcert "

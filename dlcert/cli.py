@@ -237,7 +237,7 @@ def stats_command(
     chunk_size: Annotated[int | None, typer.Option(
         min=1, help="Samples per chunk (default: about 32 MB of float64 per chunk).")] = None,
     layout: LayoutOpt = None,
-    engine: Annotated[Engine, typer.Option(help="single: this process, chunk by chunk; dask: a Dask cluster (pip install 'dlcert[dask]').")] = Engine.SINGLE,
+    engine: Annotated[Engine, typer.Option(help="single: this process, chunk by chunk; dask: a Dask cluster (extra: pip install 'dlcert\\[dask]').")] = Engine.SINGLE,
     scheduler: Annotated[str | None, typer.Option(help="With --engine dask: scheduler address tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster of this machine's cores), or threads / synchronous.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes of the LocalCluster (default: the number of cores).")] = None,
     connect_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the Dask scheduler (or the LocalCluster) to answer.")] = 30.0,
