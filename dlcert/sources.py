@@ -195,12 +195,16 @@ class _H5Member:
     def __enter__(self) -> Any:
         h5py = optional("h5py")
         self.file = h5py.File(self.path, "r")
-        if self.member not in self.file:
-            names = ", ".join(sorted(self.file.keys())[:8]) or "none"
-            raise InputError(f"{self.path}: no dataset {self.member} (top-level members: {names})")
-        obj = self.file[self.member]
-        if not isinstance(obj, h5py.Dataset):
-            raise InputError(f"{self.path}:{self.member} is a {type(obj).__name__}, not a dataset")
+        try:
+            if self.member not in self.file:
+                names = ", ".join(sorted(self.file.keys())[:8]) or "none"
+                raise InputError(f"{self.path}: no dataset {self.member} (top-level members: {names})")
+            obj = self.file[self.member]
+            if not isinstance(obj, h5py.Dataset):
+                raise InputError(f"{self.path}:{self.member} is a {type(obj).__name__}, not a dataset")
+        except BaseException:
+            self.file.close()
+            raise
         return obj
 
     def __exit__(self, *exc: object) -> None:

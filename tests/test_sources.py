@@ -244,3 +244,19 @@ def test_zarr_v2_object_array_with_pickle_codec_is_never_decoded(tmp_path: Path)
             compute_statistics(args)
         assert "\n" not in str(exc.value)
     assert not marker.exists()
+
+
+def test_spark_style_parquet_directory_and_h5_groups(tmp_path: Path,
+                                                     data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, Y = data
+    out = tmp_path / "out.parquet"  # what df.write.parquet("out.parquet") leaves: a directory
+    out.mkdir()
+    parquet(out / "part-00000-abc.snappy.parquet", X[:, :600], Y[:, :600])
+    parquet(out / "part-00001-abc.snappy.parquet", X[:, 600:], Y[:, 600:])
+    (out / "_SUCCESS").write_text("")
+    (out / ".part-00000-abc.snappy.parquet.crc").write_text("")
+    got = compute_statistics([out], x_columns="x*", y_columns="y*")
+    assert rel_diff(got, Statistics.from_data(X, Y)) <= 1e-13
+    h5(tmp_path / "g.h5", **{"grp/X": X, "Y": Y})
+    with pytest.raises(InputError, match=r"g\.h5:/grp is a Group, not a dataset"):
+        compute_statistics([f"{tmp_path}/g.h5:/grp", f"{tmp_path}/g.h5:/Y"])
