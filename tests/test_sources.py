@@ -260,3 +260,14 @@ def test_spark_style_parquet_directory_and_h5_groups(tmp_path: Path,
     h5(tmp_path / "g.h5", **{"grp/X": X, "Y": Y})
     with pytest.raises(InputError, match=r"g\.h5:/grp is a Group, not a dataset"):
         compute_statistics([f"{tmp_path}/g.h5:/grp", f"{tmp_path}/g.h5:/Y"])
+
+
+def test_dask_engine_without_dask_names_the_extra(tmp_path: Path, data: tuple[np.ndarray, np.ndarray],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    X, Y = data
+    args, _ = write("npy_rows", tmp_path, X, Y)
+    for name in ("dask", "dask.array", "dask.base", "distributed"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(InputError, match=r"pip install 'dlcert\[dask\]'") as exc:
+        compute_statistics(args, engine="dask")
+    assert "\n" not in str(exc.value)
