@@ -23,6 +23,7 @@ from dlcert.batch import CheckOptions, most_severe, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode, Reason
 from dlcert.checkpoints import using_key
 from dlcert.ci import append_step_summary, project_defaults, write_report
+from dlcert.engines import Engine, compute_statistics
 from dlcert.errors import DlcertError
 from dlcert.formats import format_of
 from dlcert.frameworks import LINEAR_NOTE
@@ -51,7 +52,7 @@ from dlcert.render.report import CheckReport
 from dlcert.render.text import exit_note
 from dlcert.schemas import SchemaName, schema_text
 from dlcert.statistics import Statistics
-from dlcert.streaming import stream_statistics
+from dlcert.stats_merge import merge_statistics
 from dlcert.trials import run_trials
 
 EXIT_CODES_HELP = (
@@ -372,22 +373,43 @@ def landscape(
     raise typer.Exit(int(ExitCode.OK))
 
 
-@app.command("stats", epilog=NO_VERDICT_EXIT_HELP)
+STATS_HELP = (
+    "`dlcert stats merge a.npz b.npz -o all.npz` sums statistics files of disjoint shards "
+    "(same dx, dy and precision). Formats, shards and the Dask engine: docs/data.md."
+)
+
+
+@app.command("stats", epilog=NO_VERDICT_EXIT_HELP + " " + STATS_HELP)
 def stats_command(
-    data: Annotated[list[Path], typer.Argument(
-        help="Data files, summed: .npz (X, Y or statistics) and/or .npy pairs X.npy Y.npy "
-        "(memory-mapped, streamed in chunks).")],
+    data: Annotated[list[str], typer.Argument(
+        metavar="DATA", help="Data, summed: .npy pairs X.npy Y.npy (memory-mapped), .npz (X, Y or statistics), "
+        "HDF5 (file.h5 = /X, /Y; or file.h5:/X file.h5:/Y), Zarr (store.zarr = X, Y; or store.zarr:X store.zarr:Y), "
+        "Parquet (rows, with --x-columns/--y-columns), or a directory or glob of shards of these. "
+        "`merge a.npz b.npz` sums statistics files.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Statistics file to write (.npz).")],
     chunk_size: Annotated[int | None, typer.Option(
         min=1, help="Samples per chunk (default: about 32 MB of float64 per chunk).")] = None,
     layout: LayoutOpt = None,
+    engine: Annotated[Engine, typer.Option(help="single: this process, chunk by chunk; dask: a Dask cluster (extra: pip install 'dlcert\\[dask]').")] = Engine.SINGLE,
+    scheduler: Annotated[str | None, typer.Option(help="With --engine dask: scheduler address tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS, else a LocalCluster of this machine's cores), or threads / synchronous.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes of the LocalCluster (default: the number of cores).")] = None,
+    connect_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the Dask scheduler (or the LocalCluster) to answer.")] = 30.0,
+    x_columns: Annotated[str | None, typer.Option("--x-columns", help="Parquet: the X columns, comma-separated names or patterns (x_*), in table order.")] = None,
+    y_columns: Annotated[str | None, typer.Option("--y-columns", help="Parquet: the Y columns, as --x-columns.")] = None,
+    allow_mixed_precision: Annotated[bool, typer.Option("--allow-mixed-precision", help="merge: sum files of different precision (records the coarsest).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Compute Sxx, Syx, syy, m in one streaming pass; check and landscape accept the file."""
 
     def body() -> Statistics:
-        with stderr_progress("reading") as tick:
-            result = stream_statistics(data, layout=layout, chunk_size=chunk_size, progress=tick)
+        if data[0] == "merge":
+            result = merge_statistics([Path(p) for p in data[1:]], allow_mixed_precision=allow_mixed_precision)
+        else:
+            with stderr_progress("reading") as tick:
+                result = compute_statistics(
+                    data, engine=engine, layout=layout, chunk_size=chunk_size, x_columns=x_columns,
+                    y_columns=y_columns, scheduler=scheduler, workers=workers, timeout=connect_timeout,
+                    progress=tick)
         save_statistics(output, result)
         return result
 

@@ -17,3 +17,7 @@ class InputError(DlcertError, ValueError):
 
 class ResourceError(DlcertError):
     """The problem would need more memory or time than dlcert is allowed to use."""
+
+
+class ClusterError(DlcertError):
+    """The compute cluster failed: a scheduler that cannot be reached, a worker that died."""
