@@ -130,16 +130,17 @@ def draws(count: int) -> list[tuple[int, list[int], tuple[int, ...]]]:
         r = int(rng.integers(0, k + 1))
         index_set = tuple(sorted(rng.choice(np.arange(1, min(dx, dy) + 1), size=min(r, min(dx, dy)),
                                             replace=False).tolist()))
-        out.append((int(rng.integers(0, 2**31)), widths, index_set))
+        seed = int(rng.integers(0, 2**31))
+        if integer_point(np.random.default_rng(seed), widths, index_set) is not None:
+            out.append((seed, widths, index_set))  # only exactly critical draws
     return out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("seed", "widths", "index_set"), draws(200))
+@pytest.mark.parametrize(("seed", "widths", "index_set"), draws(150))
 def test_verdict_equals_exact_inertia(seed: int, widths: list[int], index_set: tuple[int, ...]) -> None:
     point = integer_point(np.random.default_rng(seed), widths, index_set)
-    if point is None:
-        pytest.skip("junk draw not exactly critical")
+    assert point is not None
     W, Sxx, Syx = point
     dx, dy = widths[0], widths[-1]
     k_eff = min(min(widths), min(dx, dy))
@@ -172,15 +173,14 @@ def conditioned_basis(rng: np.random.Generator, d: int, cond: float) -> np.ndarr
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cond", [1e2, 1e4, 1e6])
-@pytest.mark.parametrize(("seed", "widths", "index_set"), draws(200)[:40])
+@pytest.mark.parametrize(("seed", "widths", "index_set"), draws(150)[:40])
 def test_verdict_invariant_under_changes_of_basis(
     seed: int, widths: list[int], index_set: tuple[int, ...], cond: float
 ) -> None:
     """W_i -> G_i W_i G_(i-1)^-1 with cond(G_i) up to 1e6 keeps criticality, the gap and the
     inertia (Sylvester); the verdict must not change, and a saddle keeps a confirmed witness."""
     point = integer_point(np.random.default_rng(seed), widths, index_set)
-    if point is None:
-        pytest.skip("junk draw not exactly critical")
+    assert point is not None
     W, _, Syx = point
     dx = widths[0]
     syy = sum(S_VALUES[i] ** 2 for i in range(min(dx, widths[-1]))) + 1
