@@ -294,9 +294,14 @@ def measure(
             eig_floor = DENSE_EIG_GAMMA * math.sqrt(cache_params(cache)) * EPS64 * scale
             err = max(spec.min_eigenvalue_error, eig_floor)
             spec = replace(spec, min_eigenvalue_error=err, max_eigenvalue_error=err)
+        # At a critical point with N >= 2 and non-zero weights the symmetry directions have zero
+        # curvature: lambda_min <= 0. A dense value above its error bound, or any non-negative
+        # value from an iterative solver (which may have missed the null space), is a failure.
+        iterative = spec.method in ("lobpcg", "lanczos")
         if (
             n >= 2 and nonzero and spec.min_eigenvalue is not None
-            and spec.min_eigenvalue > (spec.min_eigenvalue_error or 0.0)
+            and (spec.min_eigenvalue >= 0.0 if iterative
+                 else spec.min_eigenvalue > (spec.min_eigenvalue_error or 0.0))
         ):
             failure = True
             spec = replace(spec, converged=False)

@@ -216,3 +216,23 @@ def test_tiny_weights_are_not_critical_and_huge_ones_refused(rng: np.random.Gene
     assert tiny.gradient_norm > 0
     with pytest.raises(InputError, match="overflow"):
         certify([1e200 * w for w in W], stats)
+
+
+@pytest.mark.parametrize(("weights", "stats_kw", "match"), [
+    ([np.eye(2) * (1 + 1j)], {}, "complex"),
+    ([np.eye(2, dtype=bool)], {}, "boolean"),
+    ([np.array([[np.nan, 0.0], [0.0, 1.0]])], {}, "NaN"),
+    ([[[1.0, 0.0], [0.0, 1.0]]], {}, "expected a numpy array"),
+    ([np.eye(2)], {"Sxx": -np.eye(2)}, "indefinite"),
+    ([np.eye(3)], {}, "data has dx = 2"),
+])
+def test_library_entry_validates_like_the_cli(weights: list, stats_kw: dict, match: str) -> None:
+    """``dlcert.certify`` runs the same check_* validators as the command line: one-line errors."""
+    kw = {"Sxx": np.eye(2), "Syx": np.eye(2), "syy": 3.0, "m": 5} | stats_kw
+    with pytest.raises(InputError, match=match):
+        certify(weights, Statistics(**kw))
+
+
+def test_library_entry_refuses_what_is_not_statistics() -> None:
+    with pytest.raises(InputError, match="expected dlcert.Statistics"):
+        certify([np.eye(2)], "stats.npz")  # type: ignore[arg-type]
