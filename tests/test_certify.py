@@ -234,5 +234,5 @@ def test_library_entry_validates_like_the_cli(weights: list, stats_kw: dict, mat
 
 
 def test_library_entry_refuses_what_is_not_statistics() -> None:
-    with pytest.raises(InputError, match="expected dlcert.Statistics"):
+    with pytest.raises(InputError, match=r"expected dlcert\.Statistics"):
         certify([np.eye(2)], "stats.npz")  # type: ignore[arg-type]
