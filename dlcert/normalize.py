@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlcert.objective import frobenius
 from dlcert.statistics import Statistics
 
 
@@ -48,14 +49,6 @@ def _exponent_of(x: float) -> int:
     return math.frexp(x)[1] - 1
 
 
-def _max_abs_norm(a: np.ndarray) -> float:
-    """Frobenius norm computed without overflow or underflow."""
-    scale = float(np.max(np.abs(a))) if a.size else 0.0
-    if scale == 0.0 or not math.isfinite(scale):
-        return scale
-    return scale * float(np.linalg.norm(a / scale))
-
-
 def normalize(
     weights: Sequence[np.ndarray], stats: Statistics
 ) -> tuple[tuple[np.ndarray, ...], Statistics, Normalization]:
@@ -67,7 +60,7 @@ def normalize(
     trace = float(np.trace(stats.Sxx)) if stats.Sxx.size else 0.0
     ex = -(_exponent_of(trace) // 2)
     ey = -(_exponent_of(stats.syy) // 2)
-    logs = [(_exponent_of(_max_abs_norm(w)) if np.any(w) else None) for w in weights]
+    logs = [(_exponent_of(frobenius(w)) if np.any(w) else None) for w in weights]
     live = [i for i, e in enumerate(logs) if e is not None]
     exps = [0] * len(weights)
     dead = [i for i, e in enumerate(logs) if e is None]

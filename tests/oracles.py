@@ -12,30 +12,35 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _chain(ws: Sequence[np.ndarray], lo: int, hi: int, size: int) -> np.ndarray:
+def _chain(ws: Sequence[np.ndarray], lo: int, hi: int, size: int, dtype: type = float) -> np.ndarray:
     """W_hi ... W_lo (0-based, inclusive), identity of ``size`` when empty."""
-    out = np.eye(size)
+    out = np.eye(size, dtype=dtype)
     for w in ws[lo : hi + 1]:
         out = w @ out
     return out
 
 
-def kron_hessian(ws: Sequence[np.ndarray], Sxx: np.ndarray, Syx: np.ndarray) -> np.ndarray:
-    """The exact Hessian of ``1/2 tr(R Sxx R^T) - <R, Syx> + const`` in row-major vec order."""
+def kron_hessian(
+    ws: Sequence[np.ndarray], Sxx: np.ndarray, Syx: np.ndarray, dtype: type = float
+) -> np.ndarray:
+    """The exact Hessian of ``1/2 tr(R Sxx R^T) - <R, Syx> + const`` in row-major vec order.
+
+    ``dtype=object`` with Python-integer inputs keeps every entry an exact integer.
+    """
     n = len(ws)
     widths = [ws[0].shape[1]] + [w.shape[0] for w in ws]
-    A = [_chain(ws, i + 1, n - 1, widths[i + 1]) for i in range(n)]
-    B = [_chain(ws, 0, i - 1, widths[0]) for i in range(n)]
-    R = _chain(ws, 0, n - 1, widths[0])
+    A = [_chain(ws, i + 1, n - 1, widths[i + 1], dtype) for i in range(n)]
+    B = [_chain(ws, 0, i - 1, widths[0], dtype) for i in range(n)]
+    R = _chain(ws, 0, n - 1, widths[0], dtype)
     E = R @ Sxx - Syx
     J = np.hstack([np.kron(A[i], B[i].T) for i in range(n)])
     dy = widths[-1]
-    H = J.T @ np.kron(np.eye(dy), Sxx) @ J
+    H = J.T @ np.kron(np.eye(dy, dtype=dtype), Sxx) @ J
     offsets = np.cumsum([0] + [w.size for w in ws])
     for i in range(n):
         for j in range(i + 1, n):
             G = A[j].T @ E @ B[i].T  # d_j x d_{i-1}
-            M = _chain(ws, i + 1, j - 1, widths[i + 1])  # d_{j-1} x d_i
+            M = _chain(ws, i + 1, j - 1, widths[i + 1], dtype)  # d_{j-1} x d_i
             block = np.einsum("rq,sp->rspq", G, M).reshape(ws[j].size, ws[i].size)
             H[offsets[j] : offsets[j + 1], offsets[i] : offsets[i + 1]] += block
             H[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]] += block.T

@@ -15,6 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from oracles import _chain as oracle_chain
+from oracles import kron_hessian
 
 from dlcert import Statistics, Verdict, certify
 
@@ -22,30 +24,12 @@ S_VALUES = [7, 5, 3, 2, 1]
 
 
 def _chain(ws: list[np.ndarray], lo: int, hi: int, size: int) -> np.ndarray:
-    out = np.eye(size, dtype=object)
-    for w in ws[lo : hi + 1]:
-        out = w @ out
-    return out
+    return oracle_chain(ws, lo, hi, size, object)
 
 
 def exact_hessian(ws: list[np.ndarray], Sxx: np.ndarray, Syx: np.ndarray) -> np.ndarray:
-    """Integer Hessian (object array of Python ints), row-major vec order."""
-    n = len(ws)
-    widths = [ws[0].shape[1]] + [w.shape[0] for w in ws]
-    A = [_chain(ws, i + 1, n - 1, widths[i + 1]) for i in range(n)]
-    B = [_chain(ws, 0, i - 1, widths[0]) for i in range(n)]
-    E = _chain(ws, 0, n - 1, widths[0]) @ Sxx - Syx
-    J = np.hstack([np.kron(A[i], B[i].T) for i in range(n)])
-    H = J.T @ np.kron(np.eye(widths[-1], dtype=object), Sxx) @ J
-    off = np.cumsum([0] + [w.size for w in ws])
-    for i in range(n):
-        for j in range(i + 1, n):
-            G = A[j].T @ E @ B[i].T
-            M = _chain(ws, i + 1, j - 1, widths[i + 1])
-            block = np.einsum("rq,sp->rspq", G, M).reshape(ws[j].size, ws[i].size)
-            H[off[j] : off[j + 1], off[i] : off[i + 1]] += block
-            H[off[i] : off[i + 1], off[j] : off[j + 1]] += block.T
-    return H
+    """Integer Hessian (object array of Python ints): the Kronecker oracle in exact arithmetic."""
+    return kron_hessian(ws, Sxx, Syx, dtype=object)
 
 
 def exactly_psd(H: np.ndarray) -> bool:

@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from dlcert.certificate import Certificate
+from dlcert.render.theme import fmt
 
 __all__ = ["certificate_html", "certificate_rich", "loss_line", "polish_html", "polish_rich"]
 
@@ -31,13 +32,7 @@ _COLOURS = {
 
 
 def _num(x: Any, spec: str = ".4g") -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return str(x)
-    return format(float(x), spec)
+    return fmt(None if x is None else x if isinstance(x, (bool, int)) else float(x), spec)
 
 
 def _yes(x: bool | None) -> str:
