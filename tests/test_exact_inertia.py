@@ -19,6 +19,7 @@ from oracles import _chain as oracle_chain
 from oracles import kron_hessian
 
 from dlcert import Statistics, Verdict, certify
+from dlcert.recheck import recheck
 
 S_VALUES = [7, 5, 3, 2, 1]
 
@@ -177,4 +178,7 @@ def test_verdict_invariant_under_changes_of_basis(
     cert = certify(moved, stats)
     assert cert.verdict is base.verdict, (cond, [str(r) for r in cert.reasons])
     if cert.verdict in (Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE):
-        assert cert.witness is not None and cert.witness.loss_decrease > cert.witness.rounding_bound
+        w = cert.witness
+        assert w is not None and w.loss_decrease > w.rounding_bound
+        check = recheck(moved, w.point, stats, claimed_radius=w.radius, order=w.order)
+        assert check.confirmed, check.reasons
