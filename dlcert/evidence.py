@@ -61,6 +61,7 @@ from dlcert.statistics import Statistics
 from dlcert.strictness import learned_index_set, near_tie, rank_rule
 from dlcert.theorems import measure_point, theorem_table
 from dlcert.tolerances import (
+    CHANNEL_NOISE_CEILING,
     DENSE_EIG_GAMMA,
     EPS64,
     EXTENDED_MAX_WIDTH,
@@ -347,6 +348,7 @@ def measure(
         witness_curvature=(2.0 * witness.coefficient if witness is not None and witness.order == 2 else None),
         channel_strength=None if channel is None else channel.strength,
         channel_noise=max(max(rel), floor, 100.0 * EPS64),
+        channel_noise_ceiling=CHANNEL_NOISE_CEILING,
         ftol_requested=tol.ftol_requested,
         value_floor=value_floor,
         witness_threshold=(

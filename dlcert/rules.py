@@ -58,6 +58,8 @@ class Evidence:
         the terms of that coefficient: invariant under a change of basis between layers).
     channel_strength : strongest second-order channel (``dlcert.channels``; ``None``: not measured).
     channel_noise : channel strengths up to ``10 * channel_noise`` are rounding (no channel).
+    channel_noise_ceiling : above it (an ill-conditioned change of basis between layers, which
+        shrinks channel strengths), the absence of a channel proves nothing.
     """
 
     depth: int
@@ -91,6 +93,7 @@ class Evidence:
     witness_curvature: float | None
     channel_strength: float | None = None
     channel_noise: float = 0.0
+    channel_noise_ceiling: float = 1e-8
     witness_threshold: float | None = None
     ftol_requested: float = 0.0
     value_floor: float = 0.0
@@ -111,7 +114,9 @@ class Evidence:
     @property
     def strong_order2(self) -> bool:
         """An order-2 witness whose curvature is beyond the Hessian tolerance (proved negative)."""
-        threshold = self.curvature_threshold if self.witness_threshold is None else self.witness_threshold
+        # Both thresholds must be cleared: the per-direction one alone is blind to the curvature
+        # that being off-critical creates along dead-end directions (seen under changes of basis).
+        threshold = max(self.curvature_threshold, self.witness_threshold or 0.0)
         return (
             self.witness_order == 2
             and self.witness_curvature is not None
@@ -139,6 +144,7 @@ class Evidence:
             self.channel_strength is not None
             and not self.misplaced
             and self.channel_strength <= 10.0 * self.channel_noise
+            and self.channel_noise <= self.channel_noise_ceiling
         )
 
     @property
@@ -244,7 +250,7 @@ RULES: tuple[Rule, ...] = (
     Rule("strict.negative_curvature", Verdict.STRICT_SADDLE,
          lambda e: e.strong_order2 and not e.proved_non_strict,
          lambda e: (f"order-2 escape: curvature v^T H v = {_g(e.witness_curvature)} < "
-                    f"-{e.witness_threshold if e.witness_threshold is not None else e.curvature_threshold:.3e} "
+                    f"-{max(e.curvature_threshold, e.witness_threshold or 0.0):.3e} "
                     "along a unit direction")),
     Rule("strict.misplaced_set", Verdict.STRICT_SADDLE,
          lambda e: e.misplaced and e.witness_order == 2,

@@ -44,6 +44,10 @@ SXX_RTOL = 100.0 * EPS64
 #: almost anything.
 GTOL_CEILING = 1e-2
 
+#: Above this channel noise (the gradient floor of an ill-conditioned change of basis between
+#: layers, which also shrinks measured channel strengths), "no channel" proves nothing.
+CHANNEL_NOISE_CEILING = 1e-8
+
 #: The arithmetic error bound of the gap is ``GAP_GAMMA * N * eps`` times the products' scale.
 GAP_GAMMA = 4.0
 

@@ -426,4 +426,6 @@ def find_witness(
 
 
 def _rank(w: Witness, min_preferred_order: int) -> tuple[bool, int, float]:
-    return (w.order < min_preferred_order, w.order, -w.loss_decrease)
+    """Lower ranks first: preferred order, then lowest order, then (order 2) the most negative
+    curvature of a unit direction (what a strictness threshold judges), else the largest decrease."""
+    return (w.order < min_preferred_order, w.order, w.coefficient if w.order == 2 else -w.loss_decrease)
