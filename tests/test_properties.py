@@ -115,6 +115,8 @@ def is_top_set(d: Draw, stats: Statistics) -> bool:
 # found by this test: a float32 non-strict saddle read `inconclusive` (a rounding-level t^2
 # coefficient along the escape direction) but `non_strict_saddle` after W1 -> W1/64, W2 -> 64 W2
 @example(Draw([3, 4, 3, 3, 4], (1,), 12804, np.float32, 1.0, 2.0, 2.0**-6, 1))
+# found by this test: a strict saddle read inconclusive after Y -> 1e4 Y, W1 -> 1e-4 W1
+@example(Draw([4, 4, 4], (1, 2, 3), 0, np.float64, 1.0, 1e4, 1e-4, 1))
 def test_verdict_invariant_and_never_falsely_global(d: Draw) -> None:
     point = stored(d)
     assume(point is not None)
