@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from dlcert.errors import InputError
+from dlcert.validation import layer_index
 
 __all__ = [
     "BFLOAT16_EPS",
@@ -65,7 +66,6 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 BFLOAT16_EPS = 2.0**-7
 """Machine epsilon of bfloat16 (8 significand bits); numpy has no bfloat16 to ask."""
 
-_W_KEY = re.compile(r"W[0-9]+", re.ASCII)
 _DIGITS = re.compile(r"([0-9]+)", re.ASCII)
 _HINT = "expected W1..WN or the '.weight' parameters of bias-free nn.Linear layers"
 # safetensors dtype names numpy reads directly (complex and bool are read, then refused by
@@ -270,10 +270,16 @@ def _tensor_to_numpy(torch: Any, t: Any, name: str, path: Path) -> tuple[np.ndar
 # names -> W1..WN
 
 
-def _natural_key(name: str) -> tuple[str | int, ...]:
-    """``"layers.10.weight"`` -> ``("layers.", 10, ".weight")``; strings at even positions."""
+def _natural_key(name: str) -> tuple[str | tuple[int, str], ...]:
+    """``"layers.10.weight"`` -> ``("layers.", (2, "10"), ".weight")``; strings at even positions.
+
+    A number is compared as (digit count, digits) without leading zeros: numeric order without
+    converting (a name with thousands of digits costs no more than its length).
+    """
     parts = _DIGITS.split(name)
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+    return tuple(
+        (len(p.lstrip("0")), p.lstrip("0")) if i % 2 else p for i, p in enumerate(parts)
+    )
 
 
 def _numeric_order(names: Sequence[str], path: Path) -> list[str]:
@@ -302,9 +308,10 @@ def _to_layers(
             f"{path}: has {_show(biases[0])}: biases are not supported: dlcert certifies "
             "bias-free (deep linear) networks (nn.Linear(..., bias=False))"
         )
-    numbered = [n for n in names if _W_KEY.fullmatch(n)]
+    numbered = [n for n in names if layer_index(n) is not None]
     params = [n for n in names if n == "weight" or n.endswith(".weight")]
-    other = [n for n in names if n not in numbered and n not in params]
+    known = set(numbered) | set(params)  # sets: 100k names must not cost 100k^2 comparisons
+    other = [n for n in names if n not in known]
     if other:
         more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
         raise InputError(

@@ -20,13 +20,11 @@ their data must then come from a separate ``.npz``.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +32,20 @@ import numpy as np
 
 from dlcert import formats
 from dlcert.errors import InputError
-from dlcert.statistics import Statistics, eps_of
+from dlcert.resources import guard_files, read_member_header
+from dlcert.statistics import Statistics
 from dlcert.validation import (
+    MAX_INDEX_DIGITS,
+    Layout,
     check_data,
     check_statistics,
+    check_statistics_range,
     check_weight_chain,
+    claimed_precision,
     describe,
+    layer_index,
+    layout_from_shapes,
+    precision_of,
 )
 
 __all__ = [
@@ -49,9 +55,11 @@ __all__ = [
     "STATS_KEYS",
     "Layout",
     "Problem",
+    "data_statistics",
     "load_problem",
     "read_metadata",
     "read_npz",
+    "require_targets",
     "save_statistics",
     "save_weights",
     "weights_from_arrays",
@@ -61,9 +69,8 @@ RAW_KEYS = ("X", "Y")
 STATS_KEYS = ("Sxx", "Syx", "syy", "m")
 DATA_KEYS = RAW_KEYS + STATS_KEYS
 META_PREFIX = "meta_"
-_WEIGHT_KEY = re.compile(r"W([0-9]+)", re.ASCII)
+
 _ALLOWED = "W1..WN, X, Y, Sxx, Syx, syy, m, meta_*"
-_FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 # What reading a damaged archive or member can raise (zipfile, zlib, numpy.lib.format).
 _READ_ERRORS = (
@@ -80,13 +87,6 @@ _READ_ERRORS = (
     SyntaxError,  # a malformed .npy header goes through ast.literal_eval
     TypeError,
 )
-
-
-class Layout(StrEnum):
-    """How ``X`` and ``Y`` are stored: ``columns`` = ``(d, m)``, ``rows`` = ``(m, d)``."""
-
-    COLUMNS = "columns"
-    ROWS = "rows"
 
 
 @dataclass(frozen=True)
@@ -145,32 +145,10 @@ def _sniff(path: Path, source: str) -> None:
         )
 
 
-def read_member_header(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo
-) -> tuple[tuple[int, ...], np.dtype[Any], int] | None:
-    """``(shape, dtype, header size)`` of an ``.npy`` member from its header alone.
-
-    ``None`` for header versions other than 1.0 and 2.0 (left to ``np.load``); a damaged
-    header raises whatever numpy raises.
-    """
-    with zf.open(info) as fp:
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
-        else:
-            return None
-        return tuple(int(n) for n in shape), dtype, fp.tell()
-
-
 def _check_member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> None:
     """Read a member's .npy header; reject object dtypes and sizes the member cannot hold."""
     key = _show(info.filename.removesuffix(".npy"))
-    header = read_member_header(zf, info)
-    if header is None:
-        return  # left to np.load, which knows the newer versions
-    shape, dtype, header_bytes = header
+    shape, dtype, header_bytes = read_member_header(zf, info)
     if dtype.hasobject:
         raise InputError(
             f"{source}: array {key} has dtype {dtype} (shape {shape}), which needs pickle to "
@@ -236,22 +214,30 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _weight_keys(arrays: Mapping[str, Any], source: str) -> list[str]:
-    """Keys of ``W1..WN`` in layer order, after checking names, gaps and duplicates."""
+    """Keys of ``W1..WN`` in layer order, after checking names, gaps and duplicates.
+
+    Linear in the number of names: a gap is found without listing the missing indices (names
+    ``W1`` and ``W3000000000`` name one missing layer range, not three billion strings).
+    """
     by_index: dict[int, str] = {}
     unknown: list[str] = []
     for key in arrays:
-        match = _WEIGHT_KEY.fullmatch(key)
-        if match is None:
+        index = layer_index(key)
+        if index is None:
             if key not in DATA_KEYS and not key.startswith(META_PREFIX):
                 unknown.append(key)
             continue
-        index = int(match.group(1))
+        if index < 0:
+            raise InputError(
+                f"{source}: array {_show(key)}: layer index has more than {MAX_INDEX_DIGITS} "
+                "digits; expected W1..WN"
+            )
         if index == 0:
-            raise InputError(f"{source}: array {key}: layer indices start at 1 (W1 is the input)")
+            raise InputError(f"{source}: array {_show(key)}: layer indices start at 1 (W1 is the input)")
         if index in by_index:
             first, second = sorted((by_index[index], key), key=len)
             raise InputError(
-                f"{source}: arrays {first} and {second} both name layer {index}; keep one"
+                f"{source}: arrays {_show(first)} and {_show(second)} both name layer {index}; keep one"
             )
         by_index[index] = key
     if unknown:
@@ -261,12 +247,12 @@ def _weight_keys(arrays: Mapping[str, Any], source: str) -> list[str]:
     if not by_index:
         raise InputError(f"{source}: no weights; expected arrays W1..WN (input to output)")
     n = max(by_index)
-    missing = [i for i in range(1, n + 1) if i not in by_index]
-    if missing:
-        found = ", ".join(by_index[i] for i in sorted(by_index)[:8])
+    if n != len(by_index):
+        first_missing = next(i for i in range(1, len(by_index) + 2) if i not in by_index)
+        found = ", ".join(_show(by_index[i]) for i in sorted(by_index)[:8])
         raise InputError(
-            f"{source}: W{missing[0]} is missing ({len(missing)} of W1..W{n} missing; found "
-            f"{found}); expected W1..WN numbered from 1 without gaps"
+            f"{source}: W{first_missing} is missing ({n - len(by_index)} of W1..W{n} missing; "
+            f"found {found}); expected W1..WN numbered from 1 without gaps"
         )
     return [by_index[i] for i in range(1, n + 1)]
 
@@ -281,34 +267,90 @@ def weights_from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> tuple[
     return check_weight_chain([arrays[k] for k in keys], source)
 
 
-def _precision(arrays: Sequence[np.ndarray]) -> float:
-    """Coarsest epsilon of ``arrays``, floored at float64's (computation is in float64)."""
-    return max(eps_of(*arrays), _FLOAT64_EPS)
-
-
-def _meta_eps(arrays: Mapping[str, np.ndarray], source: str) -> float | None:
-    value = arrays.get(META_PREFIX + "eps")
-    if value is None:
-        return None
-    if value.shape != () or value.dtype.kind != "f" or not 0.0 < float(value) < 1.0:
-        raise InputError(
-            f"{source}: meta_eps has {describe(value)}, value {_one_line(repr(value.tolist()))}; "
-            "expected a 0-d float in (0, 1)"
-        )
-    return float(value)
-
-
 def _data_arrays(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """The data arrays of a data file; weight and ``meta_*`` arrays may sit beside them."""
     unknown = [
         k
         for k in arrays
-        if k not in DATA_KEYS and not k.startswith(META_PREFIX) and _WEIGHT_KEY.fullmatch(k) is None
+        if k not in DATA_KEYS and not k.startswith(META_PREFIX) and layer_index(k) is None
     ]
     if unknown:
         shown = ", ".join(repr(_show(k)) for k in sorted(unknown)[:5])
         raise InputError(f"{source}: unknown array(s) {shown}; allowed: {_ALLOWED}")
     return {k: arrays[k] for k in DATA_KEYS if k in arrays}
+
+
+def data_statistics(
+    arrays: Mapping[str, np.ndarray],
+    source: str,
+    *,
+    dims: tuple[int, int] | None = None,
+    layout: Layout | str | None = None,
+    precision: float = 0.0,
+    hint: str = "expected X, Y or Sxx, Syx, syy, m",
+) -> Statistics:
+    """The statistics of a data file's arrays: raw ``X, Y`` or ``Sxx, Syx, syy, m``.
+
+    The one entry for data, used by every command: ``dims = (dx, dy)`` when the weights or the
+    widths fix them, else they come from the shapes (:func:`~dlcert.validation.layout_from_shapes`).
+    Weight and ``meta_*`` arrays may sit beside the data; anything else is an error. The
+    precision is that of the stored dtypes (:func:`~dlcert.validation.precision_of`), at least
+    ``precision`` (the weights'); a statistics file's ``meta_eps`` may only tighten it
+    (:func:`~dlcert.validation.claimed_precision`). Statistics that overflow, or that no data set
+    can have (``Sxx`` indefinite, ``syy`` below what ``X`` explains), are refused.
+    """
+    data = _data_arrays(arrays, source)
+    raw = [k for k in RAW_KEYS if k in data]
+    stat = [k for k in STATS_KEYS if k in data]
+    if raw and stat:
+        raise InputError(
+            f"{source}: holds both raw data ({', '.join(raw)}) and statistics "
+            f"({', '.join(stat)}); keep one kind"
+        )
+    if not raw and not stat:
+        raise InputError(f"{source}: no data: found none of X, Y or Sxx, Syx, syy, m; {hint}")
+    if raw:
+        missing = [k for k in RAW_KEYS if k not in data]
+        if missing:
+            raise InputError(
+                f"{source}: has {', '.join(raw)} but no {', '.join(missing)}; "
+                "expected both X and Y"
+            )
+        X, Y = data["X"], data["Y"]
+        if dims is None:
+            lay, dx, dy, _ = layout_from_shapes(X.shape, Y.shape, layout, source)
+            dims, layout = (dx, dy), lay
+        X64, Y64 = check_data(X, Y, dims[0], dims[1], layout, source)
+        with np.errstate(over="ignore", invalid="ignore"):
+            stats = Statistics.from_data(X64, Y64, eps=precision_of(X, Y, floor=precision))
+        check_statistics_range(stats.Sxx, stats.Syx, stats.syy, source)
+        return stats
+    missing = [k for k in STATS_KEYS if k not in data]
+    if missing:
+        raise InputError(
+            f"{source}: statistics file is missing {', '.join(missing)}; expected "
+            "Sxx, Syx, syy and m"
+        )
+    if dims is None:
+        sxx, syx = data["Sxx"], data["Syx"]
+        if sxx.ndim != 2 or syx.ndim != 2:
+            raise InputError(
+                f"{source}: Sxx has shape {sxx.shape} and Syx has shape {syx.shape}; "
+                "expected (dx, dx) and (dy, dx)"
+            )
+        dims = (int(sxx.shape[0]), int(syx.shape[0]))
+    Sxx, Syx, syy, m = check_statistics(
+        data["Sxx"], data["Syx"], data["syy"], data["m"], dims[0], dims[1], source
+    )
+    stored = precision_of(data["Sxx"], data["Syx"], data["syy"])
+    eps = max(claimed_precision(stored, arrays.get(META_PREFIX + "eps"), source), precision)
+    return Statistics(Sxx=Sxx, Syx=Syx, syy=syy, m=m, eps=eps)
+
+
+def require_targets(stats: Statistics, source: str) -> None:
+    """Refuse data whose targets are all zero (every point with ``R X = 0`` is optimal)."""
+    if not stats.syy > 0:
+        raise InputError(f"{source}: Y is identically zero (syy = 0): there is nothing to fit")
 
 
 def load_problem(
@@ -321,14 +363,13 @@ def load_problem(
     ``weights_path`` is an ``.npz``, or a safetensors / PyTorch file (:mod:`dlcert.formats`,
     chosen by suffix), which holds weights only, so ``data_path`` is then required.
 
-    The data comes from ``data_path`` when given, otherwise from the weights file itself. It is
-    either raw samples ``X``, ``Y`` (statistics computed here, ``layout`` as in
-    :func:`dlcert.validation.check_data`) or statistics ``Sxx, Syx, syy, m``; a file holding
-    both, or neither, is an error. Dimensions are checked against the weights: ``dx`` is W1's
-    number of columns, ``dy`` WN's number of rows.
+    The data comes from ``data_path`` when given, otherwise from the weights file itself
+    (:func:`data_statistics`, with ``dx`` = W1's number of columns and ``dy`` = WN's number of
+    rows). Both files pass the memory guard first (:func:`dlcert.resources.guard_files`).
     """
     weights_path = Path(weights_path)
     weights_source = str(weights_path)
+    guard_files([weights_path, data_path])
     kind = formats.format_of(weights_path)
     floor = 0.0  # precision numpy cannot see in the arrays (bfloat16 widened to float32)
     names: dict[str, str] = {}
@@ -346,55 +387,23 @@ def load_problem(
     weights = check_weight_chain(
         [arrays[k] for k in keys], weights_source, [names.get(k, k) for k in keys]
     )
-    precisions = [arrays[k] for k in keys]
-    dx, dy = int(weights[0].shape[1]), int(weights[-1].shape[0])
-
+    precision = precision_of(*[arrays[k] for k in keys], floor=floor)
+    dims = (int(weights[0].shape[1]), int(weights[-1].shape[0]))
     if data_path is not None:
-        data_path = Path(data_path)
         data_source = str(data_path)
-        data_file = read_npz(data_path)
+        data_file = read_npz(Path(data_path))
+        hint = "expected X, Y or Sxx, Syx, syy, m"
     else:
         data_source, data_file = weights_source, arrays
-    data = _data_arrays(data_file, data_source)
-    raw = [k for k in RAW_KEYS if k in data]
-    stat = [k for k in STATS_KEYS if k in data]
-    if raw and stat:
-        raise InputError(
-            f"{data_source}: holds both raw data ({', '.join(raw)}) and statistics "
-            f"({', '.join(stat)}); keep one kind"
-        )
-    if not raw and not stat:
-        hint = "pass --data DATA.npz" if data_path is None else "expected X, Y or Sxx, Syx, syy, m"
-        raise InputError(f"{data_source}: no data: found none of X, Y or Sxx, Syx, syy, m; {hint}")
-    if raw:
-        missing = [k for k in RAW_KEYS if k not in data]
-        if missing:
-            raise InputError(
-                f"{data_source}: has {', '.join(raw)} but no {', '.join(missing)}; "
-                "expected both X and Y"
-            )
-        X, Y = check_data(data["X"], data["Y"], dx, dy, layout, data_source)
-        eps = max(_precision([*precisions, data["X"], data["Y"]]), floor)
-        stats = Statistics.from_data(X, Y, eps=eps)
-    else:
-        missing = [k for k in STATS_KEYS if k not in data]
-        if missing:
-            raise InputError(
-                f"{data_source}: statistics file is missing {', '.join(missing)}; expected "
-                "Sxx, Syx, syy and m"
-            )
-        Sxx, Syx, syy, m = check_statistics(
-            data["Sxx"], data["Syx"], data["syy"], data["m"], dx, dy, data_source
-        )
-        eps = max(_precision([*precisions, data["Sxx"], data["Syx"], data["syy"]]), floor)
-        recorded = _meta_eps(data_file, data_source)
-        if recorded is not None:
-            eps = max(eps, recorded)
-        stats = Statistics(Sxx=Sxx, Syx=Syx, syy=syy, m=m, eps=eps)
+        hint = "pass --data DATA.npz"
+    stats = data_statistics(
+        data_file, data_source, dims=dims, layout=layout, precision=precision, hint=hint
+    )
+    require_targets(stats, data_source)
     return Problem(
         weights=weights,
         stats=stats,
-        eps=eps,
+        eps=stats.eps,
         weights_source=weights_source,
         data_source=data_source,
     )

@@ -31,18 +31,19 @@ limit when one is set, falling back to ``os.sysconf`` available pages.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
 from dlcert.errors import InputError, ResourceError
 from dlcert.formats import format_of
-from dlcert.io import read_member_header
 
 ENV_LIMIT = "DLCERT_MEMORY_LIMIT"
 _FLOAT = 8  # bytes per float64
@@ -50,6 +51,23 @@ FOREIGN_FACTOR = 3
 """Loading a safetensors / PyTorch file needs about this many times its size (module doc)."""
 _SUFFIX = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _LIMIT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
+_NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
+# numpy's reader of any header version (read_array_header_1_0/2_0 stop at 2.0); private but
+# present since numpy 1.17 and still in 2.x.
+
+
+def _header_reader() -> Callable[..., Any]:
+    for name in ("numpy.lib._format_impl", "numpy.lib.format"):
+        try:
+            reader = getattr(importlib.import_module(name), "_read_array_header", None)
+        except ImportError:  # pragma: no cover - depends on the numpy version
+            continue
+        if reader is not None:
+            return reader
+    raise ImportError("numpy has no .npy header reader")  # pragma: no cover
+
+
+_read_array_header = _header_reader()
 _CGROUP_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
@@ -141,6 +159,31 @@ def require(estimate: Estimate, source: str) -> None:
 # Loading
 
 
+def read_npy_header(fp: IO[bytes]) -> tuple[tuple[int, ...], np.dtype[Any], bool, int]:
+    """``(shape, dtype, fortran_order, header size)`` of an ``.npy`` stream from its header alone.
+
+    Every header version numpy writes (1.0, 2.0 and 3.0) is read; any other version, or a
+    damaged header, raises ``ValueError`` (or whatever numpy raises on a malformed header).
+    """
+    version = np.lib.format.read_magic(fp)
+    if version not in _NPY_VERSIONS:
+        raise ValueError(f".npy header version {version[0]}.{version[1]} is not one numpy writes")
+    shape, fortran, dtype = _read_array_header(fp, version)
+    return tuple(int(n) for n in shape), dtype, bool(fortran), fp.tell()
+
+
+def read_member_header(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo
+) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """``(shape, dtype, header size)`` of an ``.npy`` member of an ``.npz`` from its header alone.
+
+    A damaged header or an unknown version raises (:func:`read_npy_header`).
+    """
+    with zf.open(info) as fp:
+        shape, dtype, _, size = read_npy_header(fp)
+        return shape, dtype, size
+
+
 def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
     """``(name, shape, dtype)`` of each member, from the ``.npy`` headers only.
 
@@ -157,8 +200,6 @@ def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]
                 try:
                     found = read_member_header(zf, info)
                 except Exception:  # a damaged member is the loader's to report
-                    continue
-                if found is None:
                     continue
                 shape, dtype, header = found
                 count = int(np.prod(shape, dtype=object)) if shape else 1
