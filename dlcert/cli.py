@@ -34,13 +34,14 @@ from dlcert.io import (
 )
 from dlcert.junit import write_junit
 from dlcert.landscape import Landscape, balanced_optimum, map_landscape
-from dlcert.manifest import load_landscape_input, parse_widths
+from dlcert.manifest import input_paths, load_landscape_input, parse_widths
 from dlcert.recheck import WitnessCheck
 from dlcert.recheck import recheck as recheck_witness
 from dlcert.render import Format, renderer_for
 from dlcert.statistics import Statistics
 from dlcert.streaming import stream_statistics
 from dlcert.trials import run_trials
+from dlcert.writer import check_output
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 certified global minimum / success, 3 saddle, 4 not critical, "
@@ -138,9 +139,11 @@ def check(
     options = run_guarded(debug, lambda: CheckOptions(gtol, ftol, layout, eigs, time_budget))
     if witness is not None and len(weights) > 1:
         raise fail("error: --witness takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
+    inputs = input_paths([*weights, data])
+    run_guarded(debug, lambda: _check_outputs(inputs, witness=witness, junit_xml=junit_xml))
     batch = run_batch(specs_for(weights, data, options), require, catch_internal=not debug)
     if junit_xml is not None:
-        run_guarded(debug, lambda: write_junit(junit_xml, batch))
+        run_guarded(debug, lambda: write_junit(junit_xml, batch, inputs=inputs))
     if len(batch.checks) > 1:
         for outcome in batch.checks:
             if outcome.error is not None:
@@ -152,12 +155,18 @@ def check(
         raise fail(f"error: {outcome.error.message if outcome.error else 'no result'}", outcome.exit_code)
     cert = outcome.certificate
     if witness is not None:
-        run_guarded(debug, lambda: _save_witness(witness, cert, weights[0]))
+        run_guarded(debug, lambda: _save_witness(witness, cert, weights[0], inputs))
     emit(cert, fmt)
     raise typer.Exit(int(outcome.exit_code))
 
 
-def _save_witness(path: Path, cert: Certificate, source: Path) -> None:
+def _check_outputs(inputs: list[Path], *, witness: Path | None, junit_xml: Path | None) -> None:
+    for path, what in ((witness, "the witness"), (junit_xml, "the JUnit report")):
+        if path is not None:
+            check_output(path, inputs, what)
+
+
+def _save_witness(path: Path, cert: Certificate, source: Path, inputs: list[Path]) -> None:
     if cert.witness is None:
         sys.stderr.write(f"dlcert: note: no witness saved to {path}: the verdict is {cert.verdict.value}\n")
         return
@@ -166,7 +175,7 @@ def _save_witness(path: Path, cert: Certificate, source: Path) -> None:
         "radius": cert.witness.radius, "loss_decrease": cert.witness.loss_decrease,
         "rounding_bound": cert.witness.rounding_bound, "loss": cert.loss,
         "source": str(source),
-    })
+    }, inputs=inputs, what="the witness")
 
 
 @contextmanager
@@ -201,12 +210,15 @@ def landscape(
     """Map the landscape from data and widths: L*, L_ols, s_i, the ladder of critical values."""
 
     def body() -> Landscape:
+        inputs = input_paths([data])
+        if save_optimum is not None:
+            check_output(save_optimum, inputs, "the optimum")
         inp = load_landscape_input(data, parse_widths(widths) if widths else None, layout)
         result = map_landscape(inp.stats, inp.widths, rows=rows, gtol=inp.gtol, ftol=inp.ftol)
         if save_optimum is not None:
             save_weights(save_optimum, balanced_optimum(inp.stats, inp.widths), {
                 "kind": "balanced_global_minimiser", "optimal_loss": result.optimal_loss,
-                "source": str(data)})
+                "source": str(data)}, inputs=inputs, what="the optimum")
         if trials:
             with stderr_progress(f"{trials} random starts") as tick:
                 summary = run_trials(inp.stats, inp.widths, trials, seed, progress=tick,
@@ -233,9 +245,10 @@ def stats_command(
     """Compute Sxx, Syx, syy, m in one streaming pass; check and landscape accept the file."""
 
     def body() -> Statistics:
+        check_output(output, data, "the statistics")
         with stderr_progress("reading") as tick:
             result = stream_statistics(data, layout=layout, chunk_size=chunk_size, progress=tick)
-        save_statistics(output, result)
+        save_statistics(output, result, inputs=data)
         return result
 
     result = run_guarded(debug, body)

@@ -19,8 +19,6 @@ their data must then come from a separate ``.npz``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -47,6 +45,7 @@ from dlcert.validation import (
     layout_from_shapes,
     precision_of,
 )
+from dlcert.writer import write_atomic
 
 __all__ = [
     "DATA_KEYS",
@@ -425,33 +424,34 @@ def _meta_array(key: str, value: Any) -> np.ndarray:
     )
 
 
-def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` to exactly ``path`` (no ``.npz`` appended), atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_npz(
+    path: Path, arrays: Mapping[str, np.ndarray], inputs: Sequence[Path | str | None], what: str
+) -> None:
+    """Write ``arrays`` to exactly ``path`` (no ``.npz`` appended) through the one writer."""
+    write_atomic(
+        Path(path), lambda f: np.savez(f, allow_pickle=False, **arrays), inputs=inputs, what=what
+    )
 
 
 def save_weights(
     path: Path,
     weights: Sequence[np.ndarray],
     metadata: Mapping[str, float | int | str | bool] | None = None,
+    *,
+    inputs: Sequence[Path | str | None] = (),
+    what: str = "the weights",
 ) -> None:
     """Write ``W1..WN`` (validated, in their own dtype) and ``meta_<key>`` 0-d arrays.
 
     The file loads with ``allow_pickle=False``; :func:`read_metadata` reads the metadata back.
+    Written by :func:`dlcert.writer.write_atomic`: never over one of ``inputs``, never over
+    anything but a regular file, atomically.
     """
     check_weight_chain(weights, str(path))
     arrays: dict[str, np.ndarray] = {f"W{i}": np.asarray(w) for i, w in enumerate(weights, start=1)}
     for key, value in (metadata or {}).items():
         arrays[META_PREFIX + key] = _meta_array(key, value)
-    _write_npz(path, arrays)
+    _write_npz(path, arrays, inputs, what)
 
 
 def read_metadata(arrays: Mapping[str, np.ndarray]) -> dict[str, float | int | str | bool]:
@@ -469,8 +469,13 @@ def read_metadata(arrays: Mapping[str, np.ndarray]) -> dict[str, float | int | s
     return out
 
 
-def save_statistics(path: Path, stats: Statistics) -> None:
-    """Write ``Sxx, Syx, syy, m`` and ``meta_eps`` (the precision of the original data)."""
+def save_statistics(
+    path: Path, stats: Statistics, *, inputs: Sequence[Path | str | None] = ()
+) -> None:
+    """Write ``Sxx, Syx, syy, m`` and ``meta_eps`` (the precision of the original data; on
+    reading it may only tighten the precision the float64 arrays imply). Refuses statistics that
+    are not finite; written as :func:`save_weights` is."""
+    check_statistics_range(stats.Sxx, stats.Syx, stats.syy, str(path))
     _write_npz(
         path,
         {
@@ -480,4 +485,6 @@ def save_statistics(path: Path, stats: Statistics) -> None:
             "m": np.array(stats.m, dtype=np.int64),
             META_PREFIX + "eps": np.array(stats.eps, dtype=np.float64),
         },
+        inputs,
+        "the statistics",
     )

@@ -17,6 +17,7 @@ line naming the manifest and the key.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import numpy as np
 import yaml
 
 from dlcert.datasets import load_statistics
-from dlcert.errors import InputError
+from dlcert.errors import DlcertError, InputError
 from dlcert.io import Layout, Problem, load_problem
 from dlcert.statistics import Statistics, eps_of
 from dlcert.validation import check_weight_chain
@@ -330,6 +331,29 @@ def manifest_problem(m: Manifest, data: Path | None = None, layout: Layout | Non
     eps = max(stats.eps, eps_of(*raw), _FLOAT64_EPS)
     stats = Statistics(Sxx=stats.Sxx, Syx=stats.Syx, syy=stats.syy, m=stats.m, eps=eps)
     return Problem(weights=weights, stats=stats, eps=eps, weights_source=source, data_source=str(data_path))
+
+
+def input_paths(paths: Iterable[Path | None]) -> list[Path]:
+    """Every file a command reads: the paths given and, for a manifest, the files it names.
+
+    Best effort (an unreadable manifest names none; its error comes when it is loaded): the
+    writer refuses to write over any of these (:func:`dlcert.writer.check_output`).
+    """
+    out: list[Path] = []
+    for p in paths:
+        if p is None:
+            continue
+        out.append(Path(p))
+        if not is_manifest(Path(p)):
+            continue
+        try:
+            entries = read_check_list(Path(p)) or [read_manifest(Path(p))]
+        except DlcertError:
+            continue
+        for m in entries:
+            out += [x for x in (m.weights, m.data, m.stats) if x is not None]
+            out += [x for x in (m.layers or ()) if isinstance(x, Path)]
+    return out
 
 
 def load_check_input(
