@@ -22,15 +22,13 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
 from dlcert.errors import DlcertError
-from dlcert.hessian import DEFAULT_TIME_BUDGET
+from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.io import (
     Layout,
     load_problem,
-    read_metadata,
-    read_npz,
+    read_witness,
     save_statistics,
     save_weights,
-    weights_from_arrays,
 )
 from dlcert.junit import write_junit
 from dlcert.landscape import Landscape, balanced_optimum, map_landscape
@@ -38,6 +36,7 @@ from dlcert.manifest import input_paths, load_landscape_input, parse_widths
 from dlcert.recheck import WitnessCheck
 from dlcert.recheck import recheck as recheck_witness
 from dlcert.render import Format, renderer_for
+from dlcert.resources import guard_landscape
 from dlcert.statistics import Statistics
 from dlcert.streaming import stream_statistics
 from dlcert.trials import run_trials
@@ -82,14 +81,18 @@ def fail(message: str, code: ExitCode) -> typer.Exit:
     return typer.Exit(int(code))
 
 
-def run_guarded(debug: bool, body: Callable[[], T]) -> T:
-    """Run ``body``; input errors -> exit 2, anything unexpected -> exit 1 (a bug)."""
+def run_guarded(debug: bool, body: Callable[[], T], source: object = None) -> T:
+    """Run ``body``; input errors -> exit 2, anything unexpected -> exit 1 (a bug).
+
+    ``source`` (the command's main input) names the file when memory runs out.
+    """
     try:
         return body()
     except DlcertError as exc:
         raise fail(f"error: {' '.join(str(exc).split())}", ExitCode.INPUT_ERROR) from None
     except MemoryError:
-        raise fail("error: out of memory for this problem", ExitCode.INPUT_ERROR) from None
+        where = f"{source}: " if source is not None else ""
+        raise fail(f"error: {where}out of memory for this problem", ExitCode.INPUT_ERROR) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
     except Exception as exc:
@@ -202,7 +205,7 @@ def landscape(
         "`dlcert check OUT.npz --data DATA` certifies it.")] = None,
     trials: Annotated[int, typer.Option(min=0, help="Train from this many random starts (L-BFGS-B) "
                                         "and certify each end point.")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the random starts.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the random starts (>= 0).")] = 0,
     layout: LayoutOpt = None,
     fmt: FormatOpt = Format.TEXT,
     debug: DebugOpt = False,
@@ -214,6 +217,8 @@ def landscape(
         if save_optimum is not None:
             check_output(save_optimum, inputs, "the optimum")
         inp = load_landscape_input(data, parse_widths(widths) if widths else None, layout)
+        guard_landscape(inp.widths, str(data), trials=trials, save_optimum=save_optimum is not None,
+                        dense_limit=DENSE_LIMIT)
         result = map_landscape(inp.stats, inp.widths, rows=rows, gtol=inp.gtol, ftol=inp.ftol)
         if save_optimum is not None:
             save_weights(save_optimum, balanced_optimum(inp.stats, inp.widths), {
@@ -226,7 +231,7 @@ def landscape(
             result = replace(result, trials=summary)
         return result
 
-    result = run_guarded(debug, body)
+    result = run_guarded(debug, body, data)
     emit(result, fmt)
     raise typer.Exit(int(ExitCode.OK))
 
@@ -251,7 +256,7 @@ def stats_command(
         save_statistics(output, result, inputs=data)
         return result
 
-    result = run_guarded(debug, body)
+    result = run_guarded(debug, body, " + ".join(map(str, data)))
     sys.stdout.write(f"wrote {output}: dx = {result.dx}, dy = {result.dy}, m = {result.m}\n")
     raise typer.Exit(int(ExitCode.OK))
 
@@ -270,16 +275,13 @@ def recheck(
 
     def body() -> WitnessCheck:
         problem = load_problem(against, data, layout)
-        arrays = read_npz(witness)
-        meta = read_metadata(arrays)
-        radius, order = meta.get("radius"), meta.get("order")
+        saved = read_witness(witness)
         return recheck_witness(
-            problem.weights, weights_from_arrays(arrays, str(witness)), problem.stats,
-            claimed_radius=float(radius) if isinstance(radius, (int, float)) else None,
-            order=int(order) if isinstance(order, (int, float)) else None,
+            problem.weights, saved.weights, problem.stats,
+            claimed_radius=saved.radius, order=saved.order,
         )
 
-    result = run_guarded(debug, body)
+    result = run_guarded(debug, body, witness)
     emit(result, fmt)
     raise typer.Exit(int(ExitCode.OK if result.confirmed else ExitCode.INCONCLUSIVE))
 

@@ -41,6 +41,7 @@ import itertools
 import json
 import pickle
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from dlcert.errors import InputError
-from dlcert.validation import layer_index
+from dlcert.validation import check_input_file, layer_index
 
 __all__ = [
     "BFLOAT16_EPS",
@@ -113,7 +114,9 @@ def _show(name: str) -> str:
 def _import(module: str, path: Path, package: str, extra: str) -> ModuleType:
     """Import an optional dependency, or say in one line what to install."""
     try:
-        return importlib.import_module(module)
+        with warnings.catch_warnings():  # torch's import-time warnings are not dlcert's output
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
     except ImportError as exc:
         raise InputError(
             f"{path}: reading {path.suffix.lower()} files needs {package}: "
@@ -122,11 +125,7 @@ def _import(module: str, path: Path, package: str, extra: str) -> ModuleType:
 
 
 def _check_file(path: Path, kind: str) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; expected a {kind} file")
-    if path.stat().st_size == 0:
+    if check_input_file(path, f"a {kind} file") == 0:
         raise InputError(f"{path}: is empty (0 bytes); expected a {kind} file")
 
 
@@ -208,7 +207,9 @@ def _refused(exc: Exception) -> str:
 def _read_torch(path: Path) -> tuple[list[tuple[str, np.ndarray]], float]:
     torch = _import("torch", path, "PyTorch", "torch")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # one line per error: torch's own warnings stay quiet
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise InputError(
             f"{path}: torch.load(weights_only=True) refused it: it holds Python objects other "

@@ -19,12 +19,13 @@ their data must then come from a separate ``.npz``.
 
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -41,8 +42,10 @@ from dlcert.validation import (
     check_weight_chain,
     claimed_precision,
     describe,
+    exception_summary,
     layer_index,
     layout_from_shapes,
+    open_input,
     precision_of,
 )
 from dlcert.writer import write_atomic
@@ -58,6 +61,7 @@ __all__ = [
     "load_problem",
     "read_metadata",
     "read_npz",
+    "read_witness",
     "require_targets",
     "save_statistics",
     "save_weights",
@@ -114,22 +118,18 @@ def _one_line(text: object, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _show_path(path: Path) -> str:
+    return _one_line(str(path) if str(path).isprintable() else repr(str(path)), 200)
+
+
 def _show(key: str) -> str:
     shown = key if key.isprintable() else repr(key)
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-def _sniff(path: Path, source: str) -> None:
-    """Reject what is clearly not an ``.npz`` before handing it to the zip reader."""
-    if not path.exists():
-        raise InputError(f"{source}: no such file")
-    if path.is_dir():
-        raise InputError(f"{source}: is a directory; expected an .npz file")
-    try:
-        with path.open("rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read ({_one_line(exc.strerror or exc)})") from exc
+def _sniff(head: bytes, source: str) -> None:
+    """Reject what is clearly not an ``.npz`` before handing it to the zip reader (never echoing
+    the file's bytes: a message must not leak the content of whatever file was named)."""
     if not head:
         raise InputError(f"{source}: is empty (0 bytes); expected an .npz archive")
     if head.startswith(b"\x93NUMPY"):
@@ -139,8 +139,8 @@ def _sniff(path: Path, source: str) -> None:
         )
     if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         raise InputError(
-            f"{source}: is not an .npz archive (starts with {head[:4]!r}; an .npz is a zip "
-            "file starting with b'PK\\x03\\x04')"
+            f"{source}: is not an .npz archive (an .npz is a zip file, starting with the bytes "
+            "PK\\x03\\x04)"
         )
 
 
@@ -173,12 +173,23 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     raise :class:`InputError` naming the file.
     """
     path = Path(path)
-    source = str(path)
-    _sniff(path, source)
+    source = _show_path(path)
+    guard_files([path])
     out: dict[str, np.ndarray] = {}
+    # Open the file ourselves: np.load(path) leaks its handle when the zip is unreadable.
+    with open_input(path, "an .npz archive") as fid:
+        try:
+            _sniff(fid.read(8), source)
+            fid.seek(0)
+        except OSError as exc:
+            raise InputError(f"{source}: cannot read it ({_one_line(exc.strerror or exc)})") from None
+        _read_members(fid, source, out)
+    return out
+
+
+def _read_members(fid: IO[bytes], source: str, out: dict[str, np.ndarray]) -> None:
     try:
-        # Open the file ourselves: np.load(path) leaks its handle when the zip is unreadable.
-        with path.open("rb") as fid, np.load(fid, allow_pickle=False) as npz:
+        with np.load(fid, allow_pickle=False) as npz:
             zf = npz.zip
             seen: set[str] = set()
             for info in zf.infolist():
@@ -207,9 +218,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise
     except _READ_ERRORS as exc:
         raise InputError(
-            f"{source}: corrupt or truncated .npz archive ({type(exc).__name__}: {_one_line(exc)})"
+            f"{source}: corrupt or truncated .npz archive ({exception_summary(exc)})"
         ) from exc
-    return out
 
 
 def _weight_keys(arrays: Mapping[str, Any], source: str) -> list[str]:
@@ -467,6 +477,44 @@ def read_metadata(arrays: Mapping[str, np.ndarray]) -> dict[str, float | int | s
             )
         out[key.removeprefix(META_PREFIX)] = value.item()
     return out
+
+
+@dataclass(frozen=True)
+class SavedWitness:
+    """A witness file (``dlcert check --witness``): the point ``W'`` and what it claims.
+
+    weights : ``W1..WN`` (validated float64). radius : the claimed ``||W' - W||_F`` bound
+    (finite, ``>= 0``) or ``None``. order : the claimed order (an integer ``>= 1``) or ``None``.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    radius: float | None
+    order: int | None
+
+
+def read_witness(path: Path) -> SavedWitness:
+    """Read a witness file; its ``meta_radius`` / ``meta_order`` claims are checked (a NaN or
+    negative radius would make any distance pass), each failure one line naming the file."""
+    path = Path(path)
+    source = _show_path(path)
+    arrays = read_npz(path)
+    weights = weights_from_arrays(arrays, source)
+    meta = read_metadata(arrays)
+    radius, order = meta.get("radius"), meta.get("order")
+    if radius is not None and (
+        isinstance(radius, (bool, str)) or not math.isfinite(float(radius)) or float(radius) < 0
+    ):
+        raise InputError(f"{source}: meta_radius is not a finite number >= 0; expected the witness's radius")
+    if order is not None and (
+        isinstance(order, (bool, str)) or not math.isfinite(float(order)) or float(order) < 1
+        or float(order) != int(float(order))
+    ):
+        raise InputError(f"{source}: meta_order is not an integer >= 1; expected the witness's order")
+    return SavedWitness(
+        weights=weights,
+        radius=None if radius is None else float(radius),
+        order=None if order is None else int(float(order)),
+    )
 
 
 def save_statistics(

@@ -28,8 +28,15 @@ import yaml
 from dlcert.datasets import load_statistics
 from dlcert.errors import DlcertError, InputError
 from dlcert.io import Layout, Problem, load_problem
-from dlcert.statistics import Statistics, eps_of
-from dlcert.validation import check_weight_chain
+from dlcert.resources import guard_files, npy_file_header
+from dlcert.statistics import Statistics
+from dlcert.validation import (
+    check_input_file,
+    check_weight_chain,
+    exception_summary,
+    open_input,
+    precision_of,
+)
 
 #: Largest manifest accepted, in bytes (inline matrices included).
 MAX_BYTES = 1 << 20
@@ -41,7 +48,6 @@ ALLOWED_KEYS = ("weights", "layers", "data", "stats", "layout", "tolerances", "w
 ENTRY_KEYS = ("weights", "layers", "data", "stats", "layout", "tolerances")
 TOLERANCE_KEYS = ("gtol", "ftol")
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-_FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,43 @@ def _scan(text: str, source: str) -> None:
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     except yaml.YAMLError as exc:
-        raise InputError(f"{source}: not valid YAML ({_one_line(exc)})") from exc
+        raise InputError(f"{source}: not valid YAML ({_yaml_problem(exc)})") from None
+
+
+def _yaml_problem(exc: BaseException) -> str:
+    """What is wrong and where, without the snippet of the file PyYAML quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return _one_line(f"{exc.problem or exc.context or 'syntax error'}{where}", 160)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return type(exc).__name__
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last
+    value silently: a second ``data:`` line would replace the first unseen)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, f"duplicate key {_one_line(repr(key), 40)}",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _refuse_unknown(mapping: dict[Any, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -115,22 +157,26 @@ def parse_yaml(path: Path) -> dict[str, Any]:
     """The manifest's root mapping (bounded size, no aliases, ``yaml.safe_load``)."""
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise InputError(f"{source}: no such file" if not path.exists() else f"{source}: not a file")
+    size = check_input_file(path, "a YAML manifest")
+    if size > MAX_BYTES:
+        raise InputError(f"{source}: manifest is {size} bytes; the limit is {MAX_BYTES}")
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise InputError(f"{source}: manifest is {size} bytes; the limit is {MAX_BYTES}")
-        text = path.read_bytes().decode("utf-8")
+        with open_input(path, "a YAML manifest") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise InputError(f"{source}: manifest is more than {MAX_BYTES} bytes (the limit)")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{source}: not UTF-8 text ({_one_line(exc)})") from exc
+        raise InputError(f"{source}: not UTF-8 text (byte {exc.start} is not UTF-8)") from None
     except OSError as exc:
-        raise InputError(f"{source}: cannot read ({_one_line(exc.strerror or exc)})") from exc
+        raise InputError(f"{source}: cannot read ({_one_line(exc.strerror or exc)})") from None
     _scan(text, source)
     try:
-        root = yaml.safe_load(text)
+        root = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds only plain data
     except (yaml.YAMLError, RecursionError) as exc:
-        raise InputError(f"{source}: not valid YAML ({_one_line(exc)})") from exc
+        raise InputError(f"{source}: not valid YAML ({_yaml_problem(exc)})") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise InputError(f"{source}: a value cannot be read ({exception_summary(exc)})") from None
     if not isinstance(root, dict):
         raise InputError(
             f"{source}: the manifest must be a mapping of keys ({', '.join(ALLOWED_KEYS)}), "
@@ -300,16 +346,17 @@ def _from_root(root: dict[str, Any], path: Path, source: str) -> Manifest:
 def _load_layer(item: Path | np.ndarray, i: int, source: str) -> np.ndarray:
     if isinstance(item, np.ndarray):
         return item
-    if not item.is_file():
-        raise InputError(f"{source}: layers[{i}]: {item}: no such file")
     try:
-        a = np.load(item, allow_pickle=False)
+        npy_file_header(item)  # regular file, header matches the size: np.load allocates safely
+        with open_input(item, "an .npy matrix") as f:
+            a = np.load(f, allow_pickle=False)
+    except InputError as exc:
+        raise InputError(f"{source}: layers[{i}]: {exc}") from None
     except (OSError, ValueError, EOFError, SyntaxError, TypeError, OverflowError) as exc:
         raise InputError(
-            f"{source}: layers[{i}]: {item}: not a readable .npy array ({_one_line(exc)})"
-        ) from exc
+            f"{source}: layers[{i}]: {item}: not a readable .npy array ({exception_summary(exc)})"
+        ) from None
     if not isinstance(a, np.ndarray):
-        a.close()
         raise InputError(f"{source}: layers[{i}]: {item}: is an .npz archive; expected one .npy matrix")
     return a
 
@@ -323,12 +370,13 @@ def manifest_problem(m: Manifest, data: Path | None = None, layout: Layout | Non
         return load_problem(m.weights, data_path, lay)
     if m.layers is None:
         raise InputError(f"{source}: no weights: give weights (an .npz) or layers")
+    guard_files([*(p for p in m.layers if isinstance(p, Path)), data_path])
     raw = [_load_layer(item, i, source) for i, item in enumerate(m.layers, start=1)]
     weights = check_weight_chain(raw, source)
     if data_path is None:
         raise InputError(f"{source}: no data: give data or stats (layers carry no data)")
     stats = load_statistics(data_path, (int(weights[0].shape[1]), int(weights[-1].shape[0])), lay)
-    eps = max(stats.eps, eps_of(*raw), _FLOAT64_EPS)
+    eps = max(stats.eps, precision_of(*raw))
     stats = Statistics(Sxx=stats.Sxx, Syx=stats.Syx, syy=stats.syy, m=stats.m, eps=eps)
     return Problem(weights=weights, stats=stats, eps=eps, weights_source=source, data_source=str(data_path))
 

@@ -36,11 +36,14 @@ gate more lenient than the stored numbers allow.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import re
+import stat
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -54,14 +57,17 @@ __all__ = [
     "WEIGHT_NAME",
     "Layout",
     "check_data",
+    "check_input_file",
     "check_matrix",
     "check_statistics",
     "check_statistics_range",
     "check_weight_chain",
     "claimed_precision",
     "describe",
+    "exception_summary",
     "layer_index",
     "layout_from_shapes",
+    "open_input",
     "precision_of",
     "stats_rtol",
 ]
@@ -575,3 +581,85 @@ def layer_index(key: str) -> int | None:
     if len(digits) > MAX_INDEX_DIGITS:
         return -1
     return int(digits)
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _file_problem(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return "file name too long"
+    if exc.errno == errno.ENOTDIR:
+        return "no such file (a component of the path is not a directory)"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "too many levels of symbolic links"
+    return " ".join(str(exc.strerror or type(exc).__name__).split())
+
+
+def check_input_file(path: Any, expected: str) -> int:
+    """The one test every input file passes before it is opened: it exists and is a regular
+    file (a FIFO, ``/dev/stdin`` or a device would block or never end; a directory is no file).
+
+    Returns its size in bytes. ``expected`` says what it should be (``an .npz archive``).
+    """
+    source = _printable(str(path), 200)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{source}: no such file") from None
+    except (OSError, ValueError) as exc:
+        reason = _os_reason(exc) if isinstance(exc, OSError) else "not a valid path"
+        raise InputError(f"{source}: cannot read it ({reason})") from None
+    problem = _file_problem(st.st_mode)
+    if problem is not None:
+        raise InputError(
+            f"{source}: is {problem}, not a regular file; expected {expected}"
+        )
+    return int(st.st_size)
+
+
+def open_input(path: Any, expected: str) -> IO[bytes]:
+    """Open an input for reading after :func:`check_input_file`, without ever blocking: the
+    open is non-blocking and the opened file is checked again (it may have been swapped for a
+    FIFO in between)."""
+    check_input_file(path, expected)
+    source = _printable(str(path), 200)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read it ({_os_reason(exc)})") from None
+    try:
+        problem = _file_problem(os.fstat(fd).st_mode)
+        if problem is not None:
+            raise InputError(f"{source}: is {problem}, not a regular file; expected {expected}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def exception_summary(exc: BaseException, limit: int = 120) -> str:
+    """``TypeName: message`` of a library's exception for a one-line error, without any bytes
+    the message quotes from the file (numpy and zipfile quote headers; a message must not leak
+    what a file holds)."""
+    text = " ".join(str(exc).split())
+    if "b'" in text or 'b"' in text or "\\x" in text:
+        return type(exc).__name__
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
