@@ -240,7 +240,7 @@ def landscape(
 def stats_command(
     data: Annotated[list[Path], typer.Argument(
         help="Data files, summed: .npz (X, Y or statistics) and/or .npy pairs X.npy Y.npy "
-        "(memory-mapped, streamed in chunks).")],
+        "(streamed in chunks, never loaded whole).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Statistics file to write (.npz).")],
     chunk_size: Annotated[int | None, typer.Option(
         min=1, help="Samples per chunk (default: about 32 MB of float64 per chunk).")] = None,

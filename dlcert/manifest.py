@@ -246,24 +246,32 @@ def _tolerances(value: Any, source: str) -> tuple[float | None, float | None]:
 
 
 def _widths(value: Any, source: str) -> tuple[int, ...]:
+    return parse_widths(value, f"{source}: widths")
+
+
+#: Most digits one width may have (a wider layer could never be allocated anyway).
+_MAX_WIDTH_DIGITS = 18
+
+
+def parse_widths(value: Any, what: str = "--widths") -> tuple[int, ...]:
+    """The one check of an architecture ``d0,...,dN``: ``"4,3,2"`` (the option, or a string in a
+    manifest) or a list of integers -> ``(4, 3, 2)``; at least two positive integers."""
     if isinstance(value, str):
-        return parse_widths(value, f"{source}: widths")
-    if not isinstance(value, list) or len(value) < 2 or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
-    ):
+        tokens = value.replace(" ", "").split(",")
+        if not all(t.isascii() and t.isdigit() and len(t) <= _MAX_WIDTH_DIGITS for t in tokens):
+            shown = _one_line(repr(value), 80)
+            raise InputError(f"{what}: {shown} is not a comma-separated list of integers d0,...,dN")
+        ws = tuple(int(t) for t in tokens)
+    elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        ws = tuple(value)
+    else:
         shown = _one_line(repr(value), 80)
-        raise InputError(f"{source}: widths must be a list of at least two positive integers, got {shown}")
-    return tuple(value)
-
-
-def parse_widths(text: str, what: str = "--widths") -> tuple[int, ...]:
-    """``"4,3,2"`` -> ``(4, 3, 2)``: at least two positive integers."""
-    try:
-        ws = tuple(int(t) for t in text.replace(" ", "").split(","))
-    except ValueError:
-        raise InputError(f"{what}: {text!r} is not a comma-separated list of integers d0,...,dN") from None
+        raise InputError(f"{what} must be a list of at least two positive integers, got {shown}")
     if len(ws) < 2 or any(w < 1 for w in ws):
-        raise InputError(f"{what}: {text!r}: expected at least two positive integers d0,...,dN")
+        shown = _one_line(repr(value), 80)
+        if isinstance(value, list):
+            raise InputError(f"{what} must be a list of at least two positive integers, got {shown}")
+        raise InputError(f"{what}: {shown}: expected at least two positive integers d0,...,dN")
     return ws
 
 

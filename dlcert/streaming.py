@@ -89,34 +89,7 @@ def open_pair(x: Path, y: Path, dims: Dims, layout: Layout | str | None) -> NpyP
     """Read the headers of an ``.npy`` pair and fix its layout (and check ``dims`` if known)."""
     X, Y = _open_npy(x, "X"), _open_npy(y, "Y")
     source = f"{x} + {y}"
-    if dims is not None and layout is None:
-        cands = []
-        for lay in (Layout.COLUMNS, Layout.ROWS):
-            try:
-                got = layout_from_shapes(X.shape, Y.shape, lay, source)
-            except InputError:
-                continue
-            if got[1:3] == dims:
-                cands.append(got)
-        if len(cands) == 1:
-            lay, dx, dy, m = cands[0]
-        elif not cands:
-            raise InputError(
-                f"{source}: X has shape {X.shape} and Y has shape {Y.shape}, which do not give "
-                f"dx = {dims[0]}, dy = {dims[1]} in either layout"
-            )
-        else:
-            raise InputError(
-                f"{source}: cannot tell the data layout: X {X.shape}, Y {Y.shape} fit both (d, m) and "
-                "(m, d); pass --layout columns|rows"
-            )
-    else:
-        lay, dx, dy, m = layout_from_shapes(X.shape, Y.shape, layout, source)
-        if dims is not None and (dx, dy) != dims:
-            raise InputError(
-                f"{source}: gives dx = {dx}, dy = {dy} in layout {lay.value} but earlier data "
-                f"has dx = {dims[0]}, dy = {dims[1]}"
-            )
+    lay, dx, dy, m = layout_from_shapes(X.shape, Y.shape, layout, source, dims, "earlier data")
     eps = precision_of(np.empty(0, X.dtype), np.empty(0, Y.dtype))
     return NpyPair(x, y, lay, dx, dy, m, eps, X, Y)
 

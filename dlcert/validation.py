@@ -522,13 +522,20 @@ def _check_psd(S: np.ndarray, scale: float, rtol: float, source: str) -> None:
 
 
 def layout_from_shapes(
-    x_shape: tuple[int, ...], y_shape: tuple[int, ...], layout: Any, source: str
+    x_shape: tuple[int, ...],
+    y_shape: tuple[int, ...],
+    layout: Any,
+    source: str,
+    dims: tuple[int, int] | None = None,
+    dims_from: str = "the weights",
 ) -> tuple[Layout, int, int, int]:
-    """``(layout, dx, dy, m)`` of raw data from the shapes alone (no widths known).
+    """``(layout, dx, dy, m)`` of raw data from its shapes (the data's values are not read).
 
     A 1-d array is one feature. ``columns`` needs ``X.shape[1] == Y.shape[1]`` (the samples),
-    ``rows`` needs ``X.shape[0] == Y.shape[0]``; if both hold the layout is ambiguous (the two
-    readings give different data even when they give the same dimensions).
+    ``rows`` needs ``X.shape[0] == Y.shape[0]``; with ``dims = (dx, dy)`` known (from
+    ``dims_from``) a reading must also give those. If two readings remain the layout is
+    ambiguous (they give different data even when they give the same dimensions).
+    :func:`check_data`, which sees the values, also accepts square data both readings agree on.
     """
     for name, shape in (("X", x_shape), ("Y", y_shape)):
         if len(shape) not in (1, 2):
@@ -553,6 +560,21 @@ def layout_from_shapes(
             f"X has shape {x_shape} and Y has shape {y_shape}: they share no sample axis "
             f"in {how}; expected X (dx, m), Y (dy, m) or X (m, dx), Y (m, dy)"
         )
+    if dims is not None:
+        matching = [(lay, r) for lay, r in fits if (r[0], r[1]) == tuple(dims)]
+        if not matching:
+            lay, r = fits[0]
+            found = (
+                f"gives dx = {r[0]}, dy = {r[1]} in layout {lay}"
+                if len(fits) == 1
+                else "gives other dimensions in either layout"
+            )
+            raise _fail(
+                source,
+                f"X has shape {x_shape} and Y has shape {y_shape}, which {found}, but "
+                f"{dims_from} has dx = {dims[0]}, dy = {dims[1]}",
+            )
+        fits = matching
     if len(fits) == 2:
         raise _fail(
             source,
