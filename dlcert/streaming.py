@@ -94,17 +94,18 @@ def open_pair(x: Path, y: Path, dims: Dims, layout: Layout | str | None) -> NpyP
     return NpyPair(x, y, lay, dx, dy, m, eps, X, Y)
 
 
-def _pread(fd: int, offset: int, size: int, path: Path) -> bytes:
-    out = bytearray()
-    while len(out) < size:
-        part = os.pread(fd, size - len(out), offset + len(out))
-        if not part:
+def _pread_into(fd: int, buf: np.ndarray, offset: int, path: Path) -> None:
+    """Fill ``buf`` (C-contiguous) from the file at ``offset``, straight into its memory."""
+    view = memoryview(buf.view(np.uint8).reshape(-1))  # type: ignore[arg-type]
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got == 0:
             raise InputError(
-                f"{path}: ended after {offset + len(out)} bytes while being read (truncated or "
+                f"{path}: ended after {offset + done} bytes while being read (truncated or "
                 "changed during the pass); expected its header's size"
             )
-        out += part
-    return bytes(out)
+        done += got
 
 
 def _read_samples(f: NpyFile, lay: Layout, a: int, b: int) -> np.ndarray:
@@ -120,13 +121,13 @@ def _read_samples(f: NpyFile, lay: Layout, a: int, b: int) -> np.ndarray:
     with open_input(f.path, "an .npy array") as fp:
         fd = fp.fileno()
         if per_sample_contiguous:  # sample j is d consecutive values
-            raw = _pread(fd, f.offset + a * d * item, n * d * item, f.path)
-            return np.frombuffer(raw, dtype=f.dtype).reshape(n, d).T
+            rows = np.empty((n, d), dtype=f.dtype)
+            _pread_into(fd, rows, f.offset + a * d * item, f.path)
+            return rows.T
         m = f.shape[1] if lay is Layout.COLUMNS else f.shape[0]
         out = np.empty((d, n), dtype=f.dtype)
         for i in range(d):  # feature i is m consecutive values; take a:b of them
-            raw = _pread(fd, f.offset + (i * m + a) * item, n * item, f.path)
-            out[i] = np.frombuffer(raw, dtype=f.dtype)
+            _pread_into(fd, out[i], f.offset + (i * m + a) * item, f.path)
         return out
 
 
