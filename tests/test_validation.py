@@ -435,3 +435,17 @@ def test_check_statistics_refuses_overflowing_scale(scale: float, name: str) -> 
     Sxx, Syx, syy, m = _stats()
     with pytest.raises(InputError, match=rf"{name} has an entry of magnitude .* rescale"):
         check_statistics(Sxx * scale, Syx, syy, m, 3, 2)
+
+
+@pytest.mark.parametrize("cond", [1.0, 1e4, 1e8, 1e12])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_check_statistics_accepts_honest_noise_free_data(cond: float, dtype: type) -> None:
+    """Y = A X exactly: syy equals what X explains, up to rounding; never refused, however
+    ill-conditioned X is (the refusal is only for statistics no data set can have)."""
+    rng = _rng()
+    U, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    X = (U * np.geomspace(1.0, 1.0 / cond, 6)) @ rng.standard_normal((6, 40))
+    Y = rng.standard_normal((3, 6)) @ X
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    Sxx = (X @ X.T).astype(dtype)
+    check_statistics(Sxx, (Y @ X.T).astype(dtype), float(np.sum(Y.astype(np.float64) ** 2)), 40, 6, 3)
