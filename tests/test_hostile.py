@@ -326,3 +326,22 @@ def test_loader_hands_the_core_no_looser_precision_than_the_dtypes() -> None:
 def test_torch_floor_has_no_known_weights_only_bypass() -> None:
     text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert 'torch = ["torch>=2.10"]' in text
+
+
+def test_cli_output_on_a_read_only_file_system(tmp_path: Path) -> None:
+    """`stats -o` into a read-only mount (root only; skipped elsewhere): one line, exit 2."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True
+    ).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        _npz(tmp_path / "d.npz", X=_not_critical()["X"], Y=_not_critical()["Y"])
+        before = _digest(tmp_path)
+        result = run(["stats", "d.npz", "-o", "ro/s.npz"], tmp_path)
+        assert_refused(result, "ro/s.npz: cannot write the statistics: read-only file system",
+                       before, _digest(tmp_path))
+        assert list(ro.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
