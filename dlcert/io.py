@@ -37,6 +37,7 @@ from dlcert.validation import (
     MAX_INDEX_DIGITS,
     Layout,
     check_data,
+    check_input_file,
     check_statistics,
     check_statistics_range,
     check_weight_chain,
@@ -59,6 +60,7 @@ __all__ = [
     "Problem",
     "data_statistics",
     "load_problem",
+    "load_weights",
     "read_metadata",
     "read_npz",
     "read_witness",
@@ -102,7 +104,8 @@ class Problem:
         (float32 anywhere gives float32's 1.19e-7; integers count as float64; never below
         float64's 2.2e-16 since everything is computed in float64; float16 gives 2**-10 and
         bfloat16 weights, widened to float32 on reading, 2**-7). A statistics file's
-        ``meta_eps`` (the precision of the raw data it was computed from) counts too.
+        ``meta_eps`` (the precision of the raw data it was computed from) may only tighten what
+        the stored dtypes imply (:func:`dlcert.validation.claimed_precision`).
     weights_source, data_source : the files the weights and the data came from.
     """
 
@@ -362,6 +365,40 @@ def require_targets(stats: Statistics, source: str) -> None:
         raise InputError(f"{source}: Y is identically zero (syy = 0): there is nothing to fit")
 
 
+@dataclass(frozen=True)
+class WeightsFile:
+    """The weights of one file, validated.
+
+    weights : ``W1..WN`` as float64 arrays. precision : epsilon of their stored dtypes
+    (:func:`~dlcert.validation.precision_of`, bfloat16 included). arrays : every array of an
+    ``.npz`` (its data may sit beside the weights); only the weights for other formats.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    precision: float
+    arrays: Mapping[str, np.ndarray]
+
+
+def load_weights(path: Path) -> WeightsFile:
+    """The one entry for a weights file: ``.npz`` (``W1..WN``), safetensors or PyTorch (by
+    suffix), through the memory guard, the regular-file check, the one weight-name rule
+    (:func:`~dlcert.validation.layer_index`) and :func:`~dlcert.validation.check_weight_chain`."""
+    path = Path(path)
+    source = str(path)
+    kind = formats.format_of(path)
+    floor = 0.0  # precision numpy cannot see in the arrays (bfloat16 widened to float32)
+    names: dict[str, str] = {}
+    if kind is None:
+        arrays = read_npz(path)
+    else:
+        guard_files([path])
+        foreign = formats.read_weights(path)
+        arrays, names, floor = foreign.arrays, foreign.names, foreign.eps
+    keys = _weight_keys(arrays, source)
+    weights = check_weight_chain([arrays[k] for k in keys], source, [names.get(k, k) for k in keys])
+    return WeightsFile(weights, precision_of(*[arrays[k] for k in keys], floor=floor), arrays)
+
+
 def load_problem(
     weights_path: Path,
     data_path: Path | None = None,
@@ -380,24 +417,16 @@ def load_problem(
     weights_source = str(weights_path)
     guard_files([weights_path, data_path])
     kind = formats.format_of(weights_path)
-    floor = 0.0  # precision numpy cannot see in the arrays (bfloat16 widened to float32)
-    names: dict[str, str] = {}
-    if kind is None:
-        arrays = read_npz(weights_path)
-    else:
-        foreign = formats.read_weights(weights_path)
-        arrays, names, floor = foreign.arrays, foreign.names, foreign.eps
-        if data_path is None:
-            raise InputError(
-                f"{weights_source}: a {kind} file holds only weights; pass --data DATA.npz "
-                "(X, Y or Sxx, Syx, syy, m)"
-            )
-    keys = _weight_keys(arrays, weights_source)
-    weights = check_weight_chain(
-        [arrays[k] for k in keys], weights_source, [names.get(k, k) for k in keys]
-    )
-    precision = precision_of(*[arrays[k] for k in keys], floor=floor)
+    if kind is not None and data_path is None:
+        check_input_file(weights_path, f"a {kind} file")
+        raise InputError(
+            f"{weights_source}: a {kind} file holds only weights; pass --data DATA.npz "
+            "(X, Y or Sxx, Syx, syy, m)"
+        )
+    loaded = load_weights(weights_path)
+    weights, precision, arrays = loaded.weights, loaded.precision, loaded.arrays
     dims = (int(weights[0].shape[1]), int(weights[-1].shape[0]))
+    data_file: Mapping[str, np.ndarray]
     if data_path is not None:
         data_source = str(data_path)
         data_file = read_npz(Path(data_path))
@@ -497,9 +526,8 @@ def read_witness(path: Path) -> SavedWitness:
     negative radius would make any distance pass), each failure one line naming the file."""
     path = Path(path)
     source = _show_path(path)
-    arrays = read_npz(path)
-    weights = weights_from_arrays(arrays, source)
-    meta = read_metadata(arrays)
+    loaded = load_weights(path)
+    weights, meta = loaded.weights, read_metadata(loaded.arrays)
     radius, order = meta.get("radius"), meta.get("order")
     if radius is not None and (
         isinstance(radius, (bool, str)) or not math.isfinite(float(radius)) or float(radius) < 0
