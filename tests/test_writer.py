@@ -190,3 +190,31 @@ def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path: Path) -> None
 
 def test_check_output_accepts_a_fresh_name(tmp_path: Path) -> None:
     assert check_output(tmp_path / "new.npz", [tmp_path / "missing-input.npz"]) == tmp_path / "new.npz"
+
+
+def test_no_module_writes_files_but_the_writer() -> None:
+    """One writer: no other module of the package renames, creates temporary files or opens
+    files for writing (np.savez appears only inside a write callback handed to the writer)."""
+    import re
+
+    import dlcert
+
+    package = Path(dlcert.__file__).parent
+    forbidden = re.compile(
+        r"os\.replace|os\.rename|tempfile\.|mkstemp|\.write_text\(|\.write_bytes\(|"
+        r"open\([^)]*['\"][wax]b?['\"]|np\.save\(|\.tofile\("
+    )
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "writer.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if forbidden.search(line):
+                offenders.append(f"{path.relative_to(package)}:{number}: {line.strip()}")
+    savez = [
+        f"{p.relative_to(package)}:{n}"
+        for p in sorted(package.rglob("*.py"))
+        for n, line in enumerate(p.read_text().splitlines(), start=1)
+        if "np.savez" in line and "write_atomic" not in line and "lambda f:" not in line
+    ]
+    assert offenders == [] and savez == []
