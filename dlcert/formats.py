@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from dlcert.errors import InputError
-from dlcert.validation import check_input_file, layer_index
+from dlcert.validation import check_input_file, exception_summary, layer_index
 
 __all__ = [
     "BFLOAT16_EPS",
@@ -169,7 +169,7 @@ def _read_safetensors(path: Path) -> tuple[list[tuple[str, np.ndarray]], float]:
         raise
     except Exception as exc:  # SafetensorError, OSError and whatever a damaged file raises
         raise InputError(
-            f"{path}: not a readable safetensors file ({type(exc).__name__}: {_one_line(exc)}); "
+            f"{path}: not a readable safetensors file ({exception_summary(exc)}); "
             "the file is corrupt or truncated"
         ) from exc
     return out, eps
@@ -204,6 +204,14 @@ def _refused(exc: Exception) -> str:
     return _one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 120)
 
 
+def _torch_problem(exc: BaseException) -> str:
+    """A damaged PyTorch file's error without the bytes torch quotes from it (pickle's "invalid
+    load key, 'r'" is the file's first byte)."""
+    if "load key" in str(exc):
+        return f"{type(exc).__name__}: not a pickle or zip archive torch wrote"
+    return exception_summary(exc)
+
+
 def _read_torch(path: Path) -> tuple[list[tuple[str, np.ndarray]], float]:
     torch = _import("torch", path, "PyTorch", "torch")
     try:
@@ -218,7 +226,7 @@ def _read_torch(path: Path) -> tuple[list[tuple[str, np.ndarray]], float]:
         ) from exc
     except Exception as exc:  # RuntimeError, EOFError, KeyError, ...: torch.load's damaged files
         raise InputError(
-            f"{path}: not a readable PyTorch file ({type(exc).__name__}: {_one_line(exc, 120)}); "
+            f"{path}: not a readable PyTorch file ({_torch_problem(exc)}); "
             "the file is corrupt or truncated"
         ) from exc
     if not isinstance(obj, Mapping):

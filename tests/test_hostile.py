@@ -141,9 +141,10 @@ def _long_name(d: Path) -> list[str]:
     return ["check", _npz(d / "m.npz", W1=z["W1"], **{"W" + "1" * 5000: z["W2"]}, X=z["X"], Y=z["Y"])]
 
 
-def _secret(d: Path) -> list[str]:
-    (d / "secret.npz").write_text("root:x:0:0:root:/root:/bin/bash\n")
-    return ["check", "secret.npz"]
+def _secret(d: Path, suffix: str = ".npz") -> list[str]:
+    (d / f"secret{suffix}").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    _npz(d / "d.npz", X=np.ones((1, 4)), Y=np.ones((1, 4)))
+    return ["check", f"secret{suffix}"] + (["--data", "d.npz"] if suffix != ".npz" else [])
 
 
 CASES: dict[str, Case] = {
@@ -223,6 +224,8 @@ CASES: dict[str, Case] = {
         "--trials", "1", "--seed", "-1"], "-1"),
     # 7. leaks and silent surprises
     "no-echo-of-file-bytes": Case(_secret, "secret.npz"),
+    "no-echo-of-file-bytes-pt": Case(lambda d: _secret(d, ".pt"), "secret.pt"),
+    "no-echo-of-file-bytes-safetensors": Case(lambda d: _secret(d, ".safetensors"), "secret.safetensors"),
     "duplicate-yaml-key": Case(lambda d: ["check", "run.yaml"] if (d / "run.yaml").write_text(
         "weights: a.npz\nweights: b.npz\n") else [], "run.yaml"),
 }
@@ -241,7 +244,7 @@ def test_hostile_input_is_one_line_exit_2(tmp_path: Path, name: str) -> None:
         assert "Traceback" not in result.stderr
         return
     assert_refused(result, case.names, before, after)
-    if name == "no-echo-of-file-bytes":
+    if name.startswith("no-echo-of-file-bytes"):
         assert "root" not in result.stderr
 
 
