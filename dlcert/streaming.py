@@ -99,7 +99,12 @@ def _pread_into(fd: int, buf: np.ndarray, offset: int, path: Path) -> None:
     view = memoryview(buf.view(np.uint8).reshape(-1))  # type: ignore[arg-type]
     done = 0
     while done < len(view):
-        got = os.preadv(fd, [view[done:]], offset + done)
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [view[done:]], offset + done)
+        else:  # pragma: no cover - platforms without preadv: one copy more
+            part = os.pread(fd, len(view) - done, offset + done)
+            view[done : done + len(part)] = part
+            got = len(part)
         if got == 0:
             raise InputError(
                 f"{path}: ended after {offset + done} bytes while being read (truncated or "
