@@ -61,6 +61,7 @@ __all__ = [
     "data_statistics",
     "load_problem",
     "load_weights",
+    "problem_from",
     "read_metadata",
     "read_npz",
     "read_witness",
@@ -424,16 +425,33 @@ def load_problem(
             "(X, Y or Sxx, Syx, syy, m)"
         )
     loaded = load_weights(weights_path)
-    weights, precision, arrays = loaded.weights, loaded.precision, loaded.arrays
+    return problem_from(
+        loaded.weights, loaded.precision, weights_source, data_path, layout, loaded.arrays
+    )
+
+
+def problem_from(
+    weights: tuple[np.ndarray, ...],
+    precision: float,
+    weights_source: str,
+    data_path: Path | None,
+    layout: Layout | None,
+    arrays: Mapping[str, np.ndarray] | None = None,
+) -> Problem:
+    """Validated weights plus their data as a :class:`Problem`: the data of ``data_path``, else
+    the data among the weights file's ``arrays`` (:func:`data_statistics`, then
+    :func:`require_targets`). Shared by every way of giving weights (a file, manifest layers)."""
     dims = (int(weights[0].shape[1]), int(weights[-1].shape[0]))
     data_file: Mapping[str, np.ndarray]
     if data_path is not None:
         data_source = str(data_path)
         data_file = read_npz(Path(data_path))
         hint = "expected X, Y or Sxx, Syx, syy, m"
-    else:
+    elif arrays is not None:
         data_source, data_file = weights_source, arrays
         hint = "pass --data DATA.npz"
+    else:
+        raise InputError(f"{weights_source}: no data: give data or stats (layers carry no data)")
     stats = data_statistics(
         data_file, data_source, dims=dims, layout=layout, precision=precision, hint=hint
     )

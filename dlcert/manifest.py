@@ -27,7 +27,7 @@ import yaml
 
 from dlcert.datasets import load_statistics
 from dlcert.errors import DlcertError, InputError
-from dlcert.io import Layout, Problem, load_problem
+from dlcert.io import Layout, Problem, load_problem, problem_from
 from dlcert.resources import guard_files, npy_file_header
 from dlcert.statistics import Statistics
 from dlcert.validation import (
@@ -383,10 +383,7 @@ def manifest_problem(m: Manifest, data: Path | None = None, layout: Layout | Non
     weights = check_weight_chain(raw, source)
     if data_path is None:
         raise InputError(f"{source}: no data: give data or stats (layers carry no data)")
-    stats = load_statistics(data_path, (int(weights[0].shape[1]), int(weights[-1].shape[0])), lay)
-    eps = max(stats.eps, precision_of(*raw))
-    stats = Statistics(Sxx=stats.Sxx, Syx=stats.Syx, syy=stats.syy, m=stats.m, eps=eps)
-    return Problem(weights=weights, stats=stats, eps=eps, weights_source=source, data_source=str(data_path))
+    return problem_from(weights, precision_of(*raw), source, data_path, lay)
 
 
 def input_paths(paths: Iterable[Path | None]) -> list[Path]:
