@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from dlcert.batch import CheckOptions, Requirement, run_batch, specs_for
 from dlcert.certificate import Certificate, ExitCode
-from dlcert.errors import DlcertError
+from dlcert.errors import DlcertError, InputError
 from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.io import (
     Layout,
@@ -205,7 +205,7 @@ def landscape(
         "`dlcert check OUT.npz --data DATA` certifies it.")] = None,
     trials: Annotated[int, typer.Option(min=0, help="Train from this many random starts (L-BFGS-B) "
                                         "and certify each end point.")] = 0,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the random starts (>= 0).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random starts (>= 0).")] = 0,
     layout: LayoutOpt = None,
     fmt: FormatOpt = Format.TEXT,
     debug: DebugOpt = False,
@@ -213,6 +213,8 @@ def landscape(
     """Map the landscape from data and widths: L*, L_ols, s_i, the ladder of critical values."""
 
     def body() -> Landscape:
+        if seed < 0:
+            raise InputError(f"--seed must be >= 0 (a seed of the random starts), got {seed}")
         inputs = input_paths([data])
         if save_optimum is not None:
             check_output(save_optimum, inputs, "the optimum")
