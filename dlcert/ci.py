@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from dlcert.errors import InputError
+from dlcert.writer import append_text, write_text
 
 #: The commands each key applies to, and the name of the command's parameter.
 _KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -124,23 +125,10 @@ def project_defaults(start: Path | None = None) -> tuple[Path | None, dict[str, 
     return (path, read_defaults(path)) if path is not None else (None, {})
 
 
-def write_report(path: Path, text: str, what: str = "report") -> None:
-    """Write a text report to ``path`` atomically (a temporary file in the same directory, then
-    a rename), with the permissions the umask gives a new file; failures are :class:`InputError`.
-
-    The single place report files (``--output``) are written; an integrator can point it at the
-    project's shared writer.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write the {what} ({exc.strerror or exc})") from exc
+def write_report(path: Path, text: str, what: str = "report", inputs: Iterable[Path] = ()) -> None:
+    """Write a text report (``--output``) through the shared writer (:mod:`dlcert.writer`: atomic,
+    umask, never over an input or a non-regular file)."""
+    write_text(Path(path), text, inputs=inputs, what=f"the {what}")
 
 
 def append_step_summary(text: str, environ: Mapping[str, str] | None = None) -> Path | None:
@@ -151,11 +139,5 @@ def append_step_summary(text: str, environ: Mapping[str, str] | None = None) -> 
     target = env.get("GITHUB_STEP_SUMMARY", "")
     if not target:
         return None
-    try:
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        raise InputError(
-            f"GITHUB_STEP_SUMMARY={target}: cannot append the summary ({exc.strerror or exc})"
-        ) from exc
+    append_text(Path(target), text, what="the step summary (GITHUB_STEP_SUMMARY)")
     return Path(target)

@@ -24,23 +24,21 @@ from dlcert.certificate import Certificate, ExitCode, Reason
 from dlcert.checkpoints import using_key
 from dlcert.ci import append_step_summary, project_defaults, write_report
 from dlcert.engines import Engine, compute_statistics
-from dlcert.errors import DlcertError
+from dlcert.errors import DlcertError, InputError
 from dlcert.formats import format_of
 from dlcert.frameworks import LINEAR_NOTE
 from dlcert.gate import DESCRIPTIONS, Requirement, gate_table_text
-from dlcert.hessian import DEFAULT_TIME_BUDGET
+from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.io import (
     Layout,
     load_problem,
-    read_metadata,
-    read_npz,
+    read_witness,
     save_statistics,
     save_weights,
-    weights_from_arrays,
 )
 from dlcert.junit import write_junit
 from dlcert.landscape import Landscape, balanced_optimum, map_landscape
-from dlcert.manifest import load_check_input, load_landscape_input, parse_widths
+from dlcert.manifest import input_paths, load_check_input, load_landscape_input, parse_widths
 from dlcert.objective import loss
 from dlcert.polishing import Polish
 from dlcert.recheck import WitnessCheck
@@ -50,10 +48,12 @@ from dlcert.render.github import MarkdownSummary
 from dlcert.render.plots import CheckPlotter, PlotFormat, landscape_figures, pyplot, safe_stem, save_figures
 from dlcert.render.report import CheckReport
 from dlcert.render.text import exit_note
+from dlcert.resources import guard_landscape
 from dlcert.schemas import SchemaName, schema_text
 from dlcert.statistics import Statistics
 from dlcert.stats_merge import merge_statistics
 from dlcert.trials import run_trials
+from dlcert.writer import check_output
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 certified global minimum / success, 3 saddle, 4 not critical, "
@@ -127,14 +127,18 @@ def fail(message: str, code: ExitCode) -> typer.Exit:
     return typer.Exit(int(code))
 
 
-def run_guarded(debug: bool, body: Callable[[], T]) -> T:
-    """Run ``body``; input errors -> exit 2, anything unexpected -> exit 1 (a bug)."""
+def run_guarded(debug: bool, body: Callable[[], T], source: object = None) -> T:
+    """Run ``body``; input errors -> exit 2, anything unexpected -> exit 1 (a bug).
+
+    ``source`` (the command's main input) names the file when memory runs out.
+    """
     try:
         return body()
     except DlcertError as exc:
         raise fail(f"error: {' '.join(str(exc).split())}", ExitCode.INPUT_ERROR) from None
     except MemoryError:
-        raise fail("error: out of memory for this problem", ExitCode.INPUT_ERROR) from None
+        where = f"{source}: " if source is not None else ""
+        raise fail(f"error: {where}out of memory for this problem", ExitCode.INPUT_ERROR) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
     except Exception as exc:
@@ -222,13 +226,16 @@ def check(
     for flag, used in (("--witness", witness is not None), ("--polish", polish)):
         if used and len(weights) > 1:
             raise fail(f"error: {flag} takes a single WEIGHTS file", ExitCode.INPUT_ERROR)
+    inputs = input_paths([*weights, data])
+    run_guarded(debug, lambda: _check_outputs(inputs, witness=witness, junit_xml=junit_xml, output=output,
+                                              polish_out=polish_out))
     specs = specs_for(weights, data, options)
     plotter = run_guarded(debug, lambda: CheckPlotter.create(plot, plot_format, specs)) if plot else None
     with stderr_progress("certifying", quiet=quiet) as tick, using_key(key):
         batch = run_batch(specs, require, catch_internal=not debug, progress=tick,
                           after=plotter.after if plotter else None)
     if junit_xml is not None:
-        run_guarded(debug, lambda: write_junit(junit_xml, batch))
+        run_guarded(debug, lambda: write_junit(junit_xml, batch, inputs=inputs))
     run_guarded(debug, lambda: append_step_summary(MarkdownSummary().render(batch)))
     single = batch.checks[0] if len(batch.checks) == 1 else None
     cert = single.certificate if single is not None else None
@@ -249,7 +256,7 @@ def check(
     if format_of(weights[0]) is not None:  # a state_dict / safetensors file: say it is taken as linear
         cert = replace(cert, reasons=[*cert.reasons, Reason("note.linear_chain", LINEAR_NOTE)])
     if witness is not None:
-        run_guarded(debug, lambda: _save_witness(witness, cert, weights[0], quiet))
+        run_guarded(debug, lambda: _save_witness(witness, cert, weights[0], inputs, quiet))
     polished = run_guarded(debug, lambda: _polish(weights[0], data, options, key, polish_out)) if polish else None
     report = CheckReport(cert, polished, exit_note=exit_note(replace(single, certificate=cert)))
     if output is not None:
@@ -282,11 +289,20 @@ def _polish(source: Path, data: Path | None, options: CheckOptions, key: str | N
     if out is not None:
         save_weights(out, result.point, {
             "kind": "polished_point", "method": result.method, "verdict": result.verdict.value,
-            "distance": result.distance, "loss_change": result.loss_change, "source": str(source)})
+            "distance": result.distance, "loss_change": result.loss_change, "source": str(source)},
+            inputs=input_paths([source, data]), what="the polished point")
     return result
 
 
-def _save_witness(path: Path, cert: Certificate, source: Path, quiet: bool = False) -> None:
+def _check_outputs(inputs: list[Path], *, witness: Path | None, junit_xml: Path | None,
+                   output: Path | None = None, polish_out: Path | None = None) -> None:
+    for path, what in ((witness, "the witness"), (junit_xml, "the JUnit report"), (output, "the report"),
+                       (polish_out, "the polished point")):
+        if path is not None:
+            check_output(path, inputs, what)
+
+
+def _save_witness(path: Path, cert: Certificate, source: Path, inputs: list[Path], quiet: bool = False) -> None:
     if cert.witness is None:
         note(f"no witness saved to {path}: the verdict is {cert.verdict.value}", quiet)
         return
@@ -295,7 +311,7 @@ def _save_witness(path: Path, cert: Certificate, source: Path, quiet: bool = Fal
         "radius": cert.witness.radius, "loss_decrease": cert.witness.loss_decrease,
         "rounding_bound": cert.witness.rounding_bound, "loss": cert.loss,
         "source": str(source),
-    })
+    }, inputs=inputs, what="the witness")
 
 
 @contextmanager
@@ -324,7 +340,7 @@ def landscape(
         "`dlcert check OUT.npz --data DATA` certifies it.")] = None,
     trials: Annotated[int, typer.Option(min=0, help="Train from this many random starts (L-BFGS-B) "
                                         "and certify each end point.")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the random starts.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random starts (>= 0).")] = 0,
     layout: LayoutOpt = None,
     fmt: FormatOpt = Format.TEXT,
     output: OutputOpt = None,
@@ -344,12 +360,19 @@ def landscape(
     def body() -> Landscape:
         if plot is not None:
             pyplot()  # refuse before any work when matplotlib is missing
+        if seed < 0:
+            raise InputError(f"--seed must be >= 0 (a seed of the random starts), got {seed}")
+        inputs = input_paths([data])
+        if save_optimum is not None:
+            check_output(save_optimum, inputs, "the optimum")
         inp = load_landscape_input(data, parse_widths(widths) if widths else None, layout)
+        guard_landscape(inp.widths, str(data), trials=trials, save_optimum=save_optimum is not None,
+                        dense_limit=DENSE_LIMIT)
         result = map_landscape(inp.stats, inp.widths, rows=rows, gtol=inp.gtol, ftol=inp.ftol)
         if save_optimum is not None:
             save_weights(save_optimum, balanced_optimum(inp.stats, inp.widths), {
                 "kind": "balanced_global_minimiser", "optimal_loss": result.optimal_loss,
-                "source": str(data)})
+                "source": str(data)}, inputs=inputs, what="the optimum")
         if trials:
             with stderr_progress(f"{trials} random starts", quiet=quiet) as tick:
                 summary = run_trials(inp.stats, inp.widths, trials, seed, progress=tick,
@@ -363,7 +386,7 @@ def landscape(
                                         safe_stem(Path(data).stem), plot_format))
         return result
 
-    result = run_guarded(debug, body)
+    result = run_guarded(debug, body, data)
     if save_optimum is not None:
         note(f"wrote {save_optimum}: a balanced global minimiser W1..W{result.n_layers} "
              f"(L* = {result.optimal_loss:.10g}); `dlcert check {save_optimum} --data {data}` certifies it",
@@ -402,6 +425,8 @@ def stats_command(
     """Compute Sxx, Syx, syy, m in one streaming pass; check and landscape accept the file."""
 
     def body() -> Statistics:
+        sources = [Path(p.split(":")[0]) for p in data if p != "merge"]
+        check_output(output, sources, "the statistics")
         if data[0] == "merge":
             result = merge_statistics([Path(p) for p in data[1:]], allow_mixed_precision=allow_mixed_precision)
         else:
@@ -410,10 +435,10 @@ def stats_command(
                     data, engine=engine, layout=layout, chunk_size=chunk_size, x_columns=x_columns,
                     y_columns=y_columns, scheduler=scheduler, workers=workers, timeout=connect_timeout,
                     progress=tick)
-        save_statistics(output, result)
+        save_statistics(output, result, inputs=sources)
         return result
 
-    result = run_guarded(debug, body)
+    result = run_guarded(debug, body, " + ".join(map(str, data)))
     sys.stdout.write(f"wrote {output}: dx = {result.dx}, dy = {result.dy}, m = {result.m}\n")
     raise typer.Exit(int(ExitCode.OK))
 
@@ -435,16 +460,13 @@ def recheck(
 
     def body() -> WitnessCheck:
         problem = load_problem(against, data, layout)
-        arrays = read_npz(witness)
-        meta = read_metadata(arrays)
-        radius, order = meta.get("radius"), meta.get("order")
+        saved = read_witness(witness)
         return recheck_witness(
-            problem.weights, weights_from_arrays(arrays, str(witness)), problem.stats,
-            claimed_radius=float(radius) if isinstance(radius, (int, float)) else None,
-            order=int(order) if isinstance(order, (int, float)) else None,
+            problem.weights, saved.weights, problem.stats,
+            claimed_radius=saved.radius, order=saved.order,
         )
 
-    result = run_guarded(debug, body)
+    result = run_guarded(debug, body, witness)
     if output is not None:
         run_guarded(debug, lambda: write_output(output, result))
     emit(result, fmt, color, quiet)

@@ -41,6 +41,7 @@ import itertools
 import json
 import pickle
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ import numpy as np
 
 from dlcert import checkpoints
 from dlcert.errors import InputError
+from dlcert.validation import check_input_file, exception_summary, layer_index
 
 __all__ = [
     "BFLOAT16_EPS",
@@ -66,7 +68,6 @@ TORCH_SUFFIXES = checkpoints.CHECKPOINT_SUFFIXES  # .pt, .pth, .bin, .ckpt
 BFLOAT16_EPS = 2.0**-7
 """Machine epsilon of bfloat16 (8 significand bits); numpy has no bfloat16 to ask."""
 
-_W_KEY = re.compile(r"W[0-9]+", re.ASCII)
 _DIGITS = re.compile(r"([0-9]+)", re.ASCII)
 _HINT = "expected W1..WN or the '.weight' parameters of bias-free nn.Linear layers"
 # safetensors dtype names numpy reads directly (complex and bool are read, then refused by
@@ -114,7 +115,9 @@ def _show(name: str) -> str:
 def _import(module: str, path: Path, package: str, extra: str) -> ModuleType:
     """Import an optional dependency, or say in one line what to install."""
     try:
-        return importlib.import_module(module)
+        with warnings.catch_warnings():  # torch's import-time warnings are not dlcert's output
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
     except ImportError as exc:
         raise InputError(
             f"{path}: reading {path.suffix.lower()} files needs {package}: "
@@ -123,11 +126,7 @@ def _import(module: str, path: Path, package: str, extra: str) -> ModuleType:
 
 
 def _check_file(path: Path, kind: str) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; expected a {kind} file")
-    if path.stat().st_size == 0:
+    if check_input_file(path, f"a {kind} file") == 0:
         raise InputError(f"{path}: is empty (0 bytes); expected a {kind} file")
 
 
@@ -171,7 +170,7 @@ def _read_safetensors(path: Path) -> tuple[list[tuple[str, np.ndarray]], float]:
         raise
     except Exception as exc:  # SafetensorError, OSError and whatever a damaged file raises
         raise InputError(
-            f"{path}: not a readable safetensors file ({type(exc).__name__}: {_one_line(exc)}); "
+            f"{path}: not a readable safetensors file ({exception_summary(exc)}); "
             "the file is corrupt or truncated"
         ) from exc
     return out, eps
@@ -206,10 +205,20 @@ def _refused(exc: Exception) -> str:
     return _one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 120)
 
 
+def _torch_problem(exc: BaseException) -> str:
+    """A damaged PyTorch file's error without the bytes torch quotes from it (pickle's "invalid
+    load key, 'r'" is the file's first byte)."""
+    if "load key" in str(exc):
+        return f"{type(exc).__name__}: not a pickle or zip archive torch wrote"
+    return exception_summary(exc)
+
+
 def _read_torch(path: Path) -> tuple[list[tuple[str, np.ndarray]], float]:
     torch = _import("torch", path, "PyTorch", "torch")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # one line per error: torch's own warnings stay quiet
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise InputError(
             f"{path}: torch.load(weights_only=True) refused it: it holds Python objects other "
@@ -218,7 +227,7 @@ def _read_torch(path: Path) -> tuple[list[tuple[str, np.ndarray]], float]:
         ) from exc
     except Exception as exc:  # RuntimeError, EOFError, KeyError, ...: torch.load's damaged files
         raise InputError(
-            f"{path}: not a readable PyTorch file ({type(exc).__name__}: {_one_line(exc, 120)}); "
+            f"{path}: not a readable PyTorch file ({_torch_problem(exc)}); "
             "the file is corrupt or truncated"
         ) from exc
     obj, _ = checkpoints.unwrap(obj, str(path), checkpoints.selected_key())  # training-loop dicts
@@ -272,10 +281,16 @@ def _tensor_to_numpy(torch: Any, t: Any, name: str, path: Path) -> tuple[np.ndar
 # names -> W1..WN
 
 
-def _natural_key(name: str) -> tuple[str | int, ...]:
-    """``"layers.10.weight"`` -> ``("layers.", 10, ".weight")``; strings at even positions."""
+def _natural_key(name: str) -> tuple[str | tuple[int, str], ...]:
+    """``"layers.10.weight"`` -> ``("layers.", (2, "10"), ".weight")``; strings at even positions.
+
+    A number is compared as (digit count, digits) without leading zeros: numeric order without
+    converting (a name with thousands of digits costs no more than its length).
+    """
     parts = _DIGITS.split(name)
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+    return tuple(
+        (len(p.lstrip("0")), p.lstrip("0")) if i % 2 else p for i, p in enumerate(parts)
+    )
 
 
 def _numeric_order(names: Sequence[str], path: Path) -> list[str]:
@@ -304,9 +319,10 @@ def _to_layers(
             f"{path}: has {_show(biases[0])}: biases are not supported: dlcert certifies "
             "bias-free (deep linear) networks (nn.Linear(..., bias=False))"
         )
-    numbered = [n for n in names if _W_KEY.fullmatch(n)]
+    numbered = [n for n in names if layer_index(n) is not None]
     params = [n for n in names if n == "weight" or n.endswith(".weight")]
-    other = [n for n in names if n not in numbered and n not in params]
+    known = set(numbered) | set(params)  # sets: 100k names must not cost 100k^2 comparisons
+    other = [n for n in names if n not in known]
     if other:
         more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
         raise InputError(

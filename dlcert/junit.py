@@ -26,16 +26,15 @@ names), so the file always parses.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dlcert.batch import BatchResult, CheckOutcome
-from dlcert.errors import InputError
+from dlcert.writer import write_text
 
 SUITE_NAME = "dlcert check"
 CLASSNAME = "dlcert.check"
@@ -128,18 +127,7 @@ def junit_xml(batch: BatchResult, *, timestamp: datetime | None = None) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
 
 
-def write_junit(path: Path, batch: BatchResult) -> None:
-    """Write :func:`junit_xml` to ``path`` atomically; failures are :class:`InputError`."""
-    path = Path(path)
-    text = junit_xml(batch)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write the JUnit report ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write the JUnit report ({exc.strerror or exc})") from exc
+def write_junit(path: Path, batch: BatchResult, *, inputs: Sequence[Path | str | None] = ()) -> None:
+    """Write :func:`junit_xml` to ``path`` through :func:`dlcert.writer.write_text` (atomic,
+    never over an input or a non-regular file); failures are :class:`InputError`."""
+    write_text(Path(path), junit_xml(batch), inputs=inputs, what="the JUnit report")

@@ -17,6 +17,7 @@ line naming the manifest and the key.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,17 @@ import numpy as np
 import yaml
 
 from dlcert.datasets import load_statistics
-from dlcert.errors import InputError
-from dlcert.io import Layout, Problem, load_problem
-from dlcert.statistics import Statistics, eps_of
-from dlcert.validation import check_weight_chain
+from dlcert.errors import DlcertError, InputError
+from dlcert.io import Layout, Problem, load_problem, problem_from
+from dlcert.resources import guard_files, npy_file_header
+from dlcert.statistics import Statistics
+from dlcert.validation import (
+    check_input_file,
+    check_weight_chain,
+    exception_summary,
+    open_input,
+    precision_of,
+)
 
 #: Largest manifest accepted, in bytes (inline matrices included).
 MAX_BYTES = 1 << 20
@@ -40,7 +48,6 @@ ALLOWED_KEYS = ("weights", "layers", "data", "stats", "layout", "tolerances", "w
 ENTRY_KEYS = ("weights", "layers", "data", "stats", "layout", "tolerances")
 TOLERANCE_KEYS = ("gtol", "ftol")
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-_FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,43 @@ def _scan(text: str, source: str) -> None:
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     except yaml.YAMLError as exc:
-        raise InputError(f"{source}: not valid YAML ({_one_line(exc)})") from exc
+        raise InputError(f"{source}: not valid YAML ({_yaml_problem(exc)})") from None
+
+
+def _yaml_problem(exc: BaseException) -> str:
+    """What is wrong and where, without the snippet of the file PyYAML quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return _one_line(f"{exc.problem or exc.context or 'syntax error'}{where}", 160)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return type(exc).__name__
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last
+    value silently: a second ``data:`` line would replace the first unseen)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, f"duplicate key {_one_line(repr(key), 40)}",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _refuse_unknown(mapping: dict[Any, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -114,22 +157,26 @@ def parse_yaml(path: Path) -> dict[str, Any]:
     """The manifest's root mapping (bounded size, no aliases, ``yaml.safe_load``)."""
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise InputError(f"{source}: no such file" if not path.exists() else f"{source}: not a file")
+    size = check_input_file(path, "a YAML manifest")
+    if size > MAX_BYTES:
+        raise InputError(f"{source}: manifest is {size} bytes; the limit is {MAX_BYTES}")
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise InputError(f"{source}: manifest is {size} bytes; the limit is {MAX_BYTES}")
-        text = path.read_bytes().decode("utf-8")
+        with open_input(path, "a YAML manifest") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise InputError(f"{source}: manifest is more than {MAX_BYTES} bytes (the limit)")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{source}: not UTF-8 text ({_one_line(exc)})") from exc
+        raise InputError(f"{source}: not UTF-8 text (byte {exc.start} is not UTF-8)") from None
     except OSError as exc:
-        raise InputError(f"{source}: cannot read ({_one_line(exc.strerror or exc)})") from exc
+        raise InputError(f"{source}: cannot read ({_one_line(exc.strerror or exc)})") from None
     _scan(text, source)
     try:
-        root = yaml.safe_load(text)
+        root = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds only plain data
     except (yaml.YAMLError, RecursionError) as exc:
-        raise InputError(f"{source}: not valid YAML ({_one_line(exc)})") from exc
+        raise InputError(f"{source}: not valid YAML ({_yaml_problem(exc)})") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise InputError(f"{source}: a value cannot be read ({exception_summary(exc)})") from None
     if not isinstance(root, dict):
         raise InputError(
             f"{source}: the manifest must be a mapping of keys ({', '.join(ALLOWED_KEYS)}), "
@@ -220,24 +267,32 @@ def tolerance_value(v: Any, where: str) -> float | None:
 
 
 def _widths(value: Any, source: str) -> tuple[int, ...]:
+    return parse_widths(value, f"{source}: widths")
+
+
+#: Most digits one width may have (a wider layer could never be allocated anyway).
+_MAX_WIDTH_DIGITS = 18
+
+
+def parse_widths(value: Any, what: str = "--widths") -> tuple[int, ...]:
+    """The one check of an architecture ``d0,...,dN``: ``"4,3,2"`` (the option, or a string in a
+    manifest) or a list of integers -> ``(4, 3, 2)``; at least two positive integers."""
     if isinstance(value, str):
-        return parse_widths(value, f"{source}: widths")
-    if not isinstance(value, list) or len(value) < 2 or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
-    ):
+        tokens = value.replace(" ", "").split(",")
+        if not all(t.isascii() and t.isdigit() and len(t) <= _MAX_WIDTH_DIGITS for t in tokens):
+            shown = _one_line(repr(value), 80)
+            raise InputError(f"{what}: {shown} is not a comma-separated list of integers d0,...,dN")
+        ws = tuple(int(t) for t in tokens)
+    elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        ws = tuple(value)
+    else:
         shown = _one_line(repr(value), 80)
-        raise InputError(f"{source}: widths must be a list of at least two positive integers, got {shown}")
-    return tuple(value)
-
-
-def parse_widths(text: str, what: str = "--widths") -> tuple[int, ...]:
-    """``"4,3,2"`` -> ``(4, 3, 2)``: at least two positive integers."""
-    try:
-        ws = tuple(int(t) for t in text.replace(" ", "").split(","))
-    except ValueError:
-        raise InputError(f"{what}: {text!r} is not a comma-separated list of integers d0,...,dN") from None
+        raise InputError(f"{what} must be a list of at least two positive integers, got {shown}")
     if len(ws) < 2 or any(w < 1 for w in ws):
-        raise InputError(f"{what}: {text!r}: expected at least two positive integers d0,...,dN")
+        shown = _one_line(repr(value), 80)
+        if isinstance(value, list):
+            raise InputError(f"{what} must be a list of at least two positive integers, got {shown}")
+        raise InputError(f"{what}: {shown}: expected at least two positive integers d0,...,dN")
     return ws
 
 
@@ -320,16 +375,17 @@ def _from_root(root: dict[str, Any], path: Path, source: str) -> Manifest:
 def _load_layer(item: Path | np.ndarray, i: int, source: str) -> np.ndarray:
     if isinstance(item, np.ndarray):
         return item
-    if not item.is_file():
-        raise InputError(f"{source}: layers[{i}]: {item}: no such file")
     try:
-        a = np.load(item, allow_pickle=False)
+        npy_file_header(item)  # regular file, header matches the size: np.load allocates safely
+        with open_input(item, "an .npy matrix") as f:
+            a = np.load(f, allow_pickle=False)
+    except InputError as exc:
+        raise InputError(f"{source}: layers[{i}]: {exc}") from None
     except (OSError, ValueError, EOFError, SyntaxError, TypeError, OverflowError) as exc:
         raise InputError(
-            f"{source}: layers[{i}]: {item}: not a readable .npy array ({_one_line(exc)})"
-        ) from exc
+            f"{source}: layers[{i}]: {item}: not a readable .npy array ({exception_summary(exc)})"
+        ) from None
     if not isinstance(a, np.ndarray):
-        a.close()
         raise InputError(f"{source}: layers[{i}]: {item}: is an .npz archive; expected one .npy matrix")
     return a
 
@@ -343,14 +399,35 @@ def manifest_problem(m: Manifest, data: Path | None = None, layout: Layout | Non
         return load_problem(m.weights, data_path, lay)
     if m.layers is None:
         raise InputError(f"{source}: no weights: give weights (an .npz) or layers")
+    guard_files([*(p for p in m.layers if isinstance(p, Path)), data_path])
     raw = [_load_layer(item, i, source) for i, item in enumerate(m.layers, start=1)]
     weights = check_weight_chain(raw, source)
     if data_path is None:
         raise InputError(f"{source}: no data: give data or stats (layers carry no data)")
-    stats = load_statistics(data_path, (int(weights[0].shape[1]), int(weights[-1].shape[0])), lay)
-    eps = max(stats.eps, eps_of(*raw), _FLOAT64_EPS)
-    stats = Statistics(Sxx=stats.Sxx, Syx=stats.Syx, syy=stats.syy, m=stats.m, eps=eps)
-    return Problem(weights=weights, stats=stats, eps=eps, weights_source=source, data_source=str(data_path))
+    return problem_from(weights, precision_of(*raw), source, data_path, lay)
+
+
+def input_paths(paths: Iterable[Path | None]) -> list[Path]:
+    """Every file a command reads: the paths given and, for a manifest, the files it names.
+
+    Best effort (an unreadable manifest names none; its error comes when it is loaded): the
+    writer refuses to write over any of these (:func:`dlcert.writer.check_output`).
+    """
+    out: list[Path] = []
+    for p in paths:
+        if p is None:
+            continue
+        out.append(Path(p))
+        if not is_manifest(Path(p)):
+            continue
+        try:
+            entries = read_check_list(Path(p)) or [read_manifest(Path(p))]
+        except DlcertError:
+            continue
+        for m in entries:
+            out += [x for x in (m.weights, m.data, m.stats) if x is not None]
+            out += [x for x in (m.layers or ()) if isinstance(x, Path)]
+    return out
 
 
 def check_manifest_widths(m: Manifest, weights: tuple[np.ndarray, ...] | list[np.ndarray]) -> None:

@@ -31,18 +31,21 @@ limit when one is set, falling back to ``os.sysconf`` available pages.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
+import stat
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
 from dlcert.errors import InputError, ResourceError
 from dlcert.formats import format_of
-from dlcert.io import read_member_header
+from dlcert.validation import exception_summary, open_input
 
 ENV_LIMIT = "DLCERT_MEMORY_LIMIT"
 _FLOAT = 8  # bytes per float64
@@ -50,6 +53,23 @@ FOREIGN_FACTOR = 3
 """Loading a safetensors / PyTorch file needs about this many times its size (module doc)."""
 _SUFFIX = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _LIMIT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
+_NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
+# numpy's reader of any header version (read_array_header_1_0/2_0 stop at 2.0); private but
+# present since numpy 1.17 and still in 2.x.
+
+
+def _header_reader() -> Callable[..., Any]:
+    for name in ("numpy.lib._format_impl", "numpy.lib.format"):
+        try:
+            reader = getattr(importlib.import_module(name), "_read_array_header", None)
+        except ImportError:  # pragma: no cover - depends on the numpy version
+            continue
+        if reader is not None:
+            return reader
+    raise ImportError("numpy has no .npy header reader")  # pragma: no cover
+
+
+_read_array_header = _header_reader()
 _CGROUP_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
@@ -141,6 +161,31 @@ def require(estimate: Estimate, source: str) -> None:
 # Loading
 
 
+def read_npy_header(fp: IO[bytes]) -> tuple[tuple[int, ...], np.dtype[Any], bool, int]:
+    """``(shape, dtype, fortran_order, header size)`` of an ``.npy`` stream from its header alone.
+
+    Every header version numpy writes (1.0, 2.0 and 3.0) is read; any other version, or a
+    damaged header, raises ``ValueError`` (or whatever numpy raises on a malformed header).
+    """
+    version = np.lib.format.read_magic(fp)
+    if version not in _NPY_VERSIONS:
+        raise ValueError(f".npy header version {version[0]}.{version[1]} is not one numpy writes")
+    shape, fortran, dtype = _read_array_header(fp, version)
+    return tuple(int(n) for n in shape), dtype, bool(fortran), fp.tell()
+
+
+def read_member_header(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo
+) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """``(shape, dtype, header size)`` of an ``.npy`` member of an ``.npz`` from its header alone.
+
+    A damaged header or an unknown version raises (:func:`read_npy_header`).
+    """
+    with zf.open(info) as fp:
+        shape, dtype, _, size = read_npy_header(fp)
+        return shape, dtype, size
+
+
 def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
     """``(name, shape, dtype)`` of each member, from the ``.npy`` headers only.
 
@@ -158,8 +203,6 @@ def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]
                     found = read_member_header(zf, info)
                 except Exception:  # a damaged member is the loader's to report
                     continue
-                if found is None:
-                    continue
                 shape, dtype, header = found
                 count = int(np.prod(shape, dtype=object)) if shape else 1
                 if count * dtype.itemsize != info.file_size - header:
@@ -170,37 +213,143 @@ def npz_member_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]
     return out
 
 
+def npy_file_header(path: Path) -> tuple[tuple[int, ...], np.dtype[Any], bool, int]:
+    """``(shape, dtype, fortran_order, header size)`` of a single ``.npy`` file, checked against
+    the file's size: a header declaring more data than the file holds (a truncated file, or a
+    small file declaring a huge array, which ``np.load`` would allocate before reading) is an
+    :class:`InputError` naming the file."""
+    source = str(path)
+    with open_input(path, "an .npy array") as fp:
+        if fp.read(4).startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            raise InputError(f"{source}: is an .npz archive; expected one .npy array")
+        fp.seek(0)
+        try:
+            shape, dtype, fortran, header = read_npy_header(fp)
+        except Exception as exc:  # numpy raises several types on a damaged header
+            raise InputError(f"{source}: not a readable .npy array ({exception_summary(exc)})") from None
+        size = os.fstat(fp.fileno()).st_size
+    if dtype.hasobject:
+        raise InputError(
+            f"{source}: has dtype {dtype} (shape {shape}), which needs pickle to load; dlcert "
+            "never unpickles (allow_pickle=False)"
+        )
+    count = int(np.prod(shape, dtype=object)) if shape else 1
+    need = count * dtype.itemsize
+    if need != size - header:
+        raise InputError(
+            f"{source}: declares shape {shape} dtype {dtype} ({need} bytes) but holds "
+            f"{size - header} bytes of data; the file is truncated or corrupt"
+        )
+    return shape, dtype, fortran, header
+
+
+def _foreign_bytes(path: Path) -> int:
+    """Bytes of tensor data a safetensors / PyTorch file holds once read: a PyTorch zip archive
+    is measured by its members' uncompressed sizes (a deflated file can be tiny), anything else
+    by its size."""
+    size = Path(path).stat().st_size
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return max(size, sum(int(info.file_size) for info in zf.infolist()))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return size
+
+
+def _npy_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+    try:
+        with Path(path).open("rb") as fp:
+            shape, dtype, _, _ = read_npy_header(fp)
+    except Exception:  # the loader reports a damaged file
+        return []
+    return [(Path(path).name, shape, dtype)]
+
+
 def load_estimate(paths: Iterable[Path]) -> Estimate:
     """Arrays as stored plus a float64 copy of each (validation converts to float64).
 
-    Safetensors and PyTorch files count :data:`FOREIGN_FACTOR` times their size.
+    ``.npz`` members and ``.npy`` files count what their headers declare; safetensors and
+    PyTorch files :data:`FOREIGN_FACTOR` times their tensor bytes (:func:`_foreign_bytes`).
     """
     total = 0
     biggest, dominant = 0, "no arrays"
     for path in paths:
         if format_of(path) is not None:
             try:
-                size = FOREIGN_FACTOR * Path(path).stat().st_size
+                size = FOREIGN_FACTOR * _foreign_bytes(path)
             except OSError:  # the loader says why
                 continue
             total += size
             if size > biggest:
                 biggest, dominant = size, f"the tensors of {Path(path).name}"
             continue
-        for name, shape, dtype in npz_member_shapes(path):
+        is_npy = Path(path).suffix.lower() == ".npy"
+        for name, shape, dtype in _npy_shapes(path) if is_npy else npz_member_shapes(path):
             count = int(np.prod(shape, dtype=object)) if shape else 1
             size = count * (int(dtype.itemsize) + _FLOAT)
             total += size
             if size > biggest:
-                biggest, dominant = size, f"array {Path(path).name}:{name} of shape {shape}"
+                where = Path(path).name if is_npy else f"{Path(path).name}:{name}"
+                biggest, dominant = size, f"array {where} of shape {shape}"
     return Estimate("loading", total, dominant)
 
 
-def guard_files(paths: Sequence[Path | None]) -> None:
-    """Refuse files whose arrays would not fit in memory once loaded (headers only)."""
-    real = [Path(p) for p in paths if p is not None and Path(p).is_file()]
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):  # missing, name too long, ...: the loader says why
+        return False
+
+
+def guard_files(paths: Iterable[Path | None]) -> None:
+    """Refuse files whose arrays would not fit in memory once loaded (headers only).
+
+    The one memory guard of every input path (``.npz``, ``.npy``, safetensors, PyTorch); what is
+    not a regular file is skipped here and refused by the loader.
+    """
+    real = [Path(p) for p in paths if p is not None and _regular(Path(p))]
     if real:
         require(load_estimate(real), str(real[0]))
+
+
+def stats_estimate(dx: int, dy: int, chunk: int) -> Estimate:
+    """Peak bytes of streaming statistics: ``Sxx``, ``Syx`` and their chunk products, plus one
+    chunk of ``X`` and ``Y`` as read and as float64."""
+    gram = 2 * (dx * dx + dy * dx) * _FLOAT
+    chunks = 2 * chunk * (dx + dy) * _FLOAT
+    if gram >= chunks:
+        return Estimate("statistics", gram + chunks, f"Sxx and Syx ({dx} x {dx} and {dy} x {dx})")
+    return Estimate("statistics", gram + chunks, f"a chunk of {chunk} samples")
+
+
+def guard_statistics(dx: int, dy: int, chunk: int, source: str) -> None:
+    """Refuse a streaming pass whose statistics would not fit (:func:`stats_estimate`)."""
+    require(stats_estimate(dx, dy, chunk), source)
+
+
+def landscape_estimate(widths: Sequence[int], *, trials: int, save_optimum: bool,
+                       dense_limit: int) -> Estimate:
+    """Peak bytes of ``dlcert landscape`` beyond the data: whitening, a balanced optimum (the
+    weights and the product's SVD), random-start training (L-BFGS history of 10 pairs and the
+    certification of each end point, :func:`certify_estimate`)."""
+    d = [int(x) for x in widths]
+    dx, dy = d[0], d[-1]
+    params = sum(d[i] * d[i - 1] for i in range(1, len(d)))
+    stages = [(4 * (dx * dx + dy * dy + dy * dx) * _FLOAT, f"whitening ({dx} x {dx} and {dy} x {dx})")]
+    if save_optimum:
+        stages.append((4 * params * _FLOAT, f"the balanced optimum ({params} parameters)"))
+    if trials:
+        cert = certify_estimate(d, dense_limit=dense_limit)
+        stages.append((cert.bytes + 30 * params * _FLOAT,
+                       f"training from random starts ({params} parameters)"))
+    need, dominant = max(stages)
+    return Estimate("the landscape", need, dominant)
+
+
+def guard_landscape(widths: Sequence[int], source: str, *, trials: int, save_optimum: bool,
+                    dense_limit: int) -> None:
+    """Refuse a landscape whose widths would not fit (:func:`landscape_estimate`)."""
+    require(landscape_estimate(widths, trials=trials, save_optimum=save_optimum,
+                               dense_limit=dense_limit), source)
 
 
 # ---------------------------------------------------------------------------------------------

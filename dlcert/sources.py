@@ -160,7 +160,7 @@ class ArrayRef:
     def read(self, layout: Layout, a: int, b: int, name: str, chunk: int) -> np.ndarray:
         """Samples ``a:b`` as a validated float64 ``(d, b - a)`` copy."""
         if self.kind == "npy":
-            return _chunk(self.path, layout, a, b, name)
+            return _chunk(_open_npy(self.path, self.label), layout, a, b, name)
         where = f"{self.label} (chunk {chunk}: samples {a}:{b})"
         try:
             with self._open() as arr:

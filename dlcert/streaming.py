@@ -2,11 +2,12 @@
 
 Sources, summed in the order given (disjoint sample sets add: ``Statistics.__add__``):
 
-* ``.npy`` files, taken in pairs ``X.npy Y.npy``. They are memory-mapped
-  (``np.load(path, mmap_mode="r", allow_pickle=False)``) and read ``chunk_size`` samples at a
-  time; the mapping is re-opened for every chunk and dropped after it, so pages already summed
-  leave the process and resident memory stays about one chunk (plus numpy) whatever the file
-  size. Both layouts, C or Fortran order.
+* ``.npy`` files, taken in pairs ``X.npy Y.npy``. Only their headers are parsed up front
+  (never unpickling; the header must match the file's size); then ``chunk_size`` samples at a
+  time are read with ``os.pread`` (one read when the samples are contiguous in the file, one
+  per feature otherwise), so resident memory stays about one chunk whatever the file size.
+  Nothing is memory-mapped: a file truncated while it is read gives a short read and one
+  error line, not a ``SIGBUS`` that kills the process. Both layouts, C or Fortran order.
 * ``.npz`` files holding ``X, Y`` (read whole, one file at a time: a zip member cannot be
   memory-mapped — use ``.npy`` pairs for data larger than memory) or statistics ``Sxx, Syx, syy, m``.
 
@@ -18,6 +19,7 @@ order). Progress is reported in bytes of input read, through a callback; nothing
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,9 @@ import numpy as np
 from dlcert.datasets import Dims, layout_from_shapes, statistics_from_arrays
 from dlcert.errors import InputError
 from dlcert.io import Layout, read_npz
+from dlcert.resources import guard_statistics, npy_file_header
 from dlcert.statistics import Statistics
+from dlcert.validation import check_input_file, check_statistics_range, open_input, precision_of
 
 #: ``(bytes read, bytes in total)``.
 Progress = Callable[[int, int], None]
@@ -35,12 +39,22 @@ Progress = Callable[[int, int], None]
 #: Default chunk: as many samples as fit in this many bytes of float64 X and Y.
 CHUNK_BYTES = 32 * 2**20
 
-_FLOAT64_EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class NpyFile:
+    """An ``.npy`` file's header: where its data starts and how it is laid out."""
+
+    path: Path
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+    offset: int
 
 
 @dataclass(frozen=True)
 class NpyPair:
-    """A memory-mappable ``X.npy``, ``Y.npy`` pair with its layout and dimensions."""
+    """An ``.npy`` pair ``X.npy``, ``Y.npy`` with its layout and dimensions."""
 
     x: Path
     y: Path
@@ -49,90 +63,86 @@ class NpyPair:
     dy: int
     m: int
     eps: float
+    x_file: NpyFile | None = None
+    y_file: NpyFile | None = None
 
     @property
     def nbytes(self) -> int:
         return self.x.stat().st_size + self.y.stat().st_size
 
 
-def _open_npy(path: Path, name: str) -> np.ndarray:
-    """Memory-map one ``.npy`` (never unpickles); dtype and rank checked, nothing read yet."""
+def _open_npy(path: Path, name: str) -> NpyFile:
+    """Read and check one ``.npy`` header (regular file, size, real dtype, 1-d or 2-d)."""
     source = str(path)
-    if not path.is_file():
-        raise InputError(f"{source}: no such file")
-    try:
-        a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError, SyntaxError, TypeError, OverflowError) as exc:
-        text = " ".join(str(exc).split())[:160]
-        raise InputError(f"{source}: not a readable .npy array ({type(exc).__name__}: {text})") from exc
-    if not isinstance(a, np.ndarray) or isinstance(a, np.lib.npyio.NpzFile):  # pragma: no cover
-        raise InputError(f"{source}: expected a single .npy array")
-    if a.dtype.kind not in "iuf" or a.dtype.fields is not None:
+    shape, dtype, fortran, offset = npy_file_header(path)
+    if dtype.kind not in "iuf" or dtype.fields is not None:
         raise InputError(
-            f"{source}: {name} has dtype {a.dtype} (shape {a.shape}); "
+            f"{source}: {name} has dtype {dtype} (shape {shape}); "
             "expected real numbers (float or integer)"
         )
-    if a.ndim not in (1, 2):
-        raise InputError(f"{source}: {name} has shape {a.shape} ({a.ndim}-d); expected a 2-d array")
-    return a
-
-
-def _eps(dtype: np.dtype) -> float:
-    return max(float(np.finfo(dtype).eps), _FLOAT64_EPS) if dtype.kind == "f" else _FLOAT64_EPS
+    if len(shape) not in (1, 2):
+        raise InputError(f"{source}: {name} has shape {shape} ({len(shape)}-d); expected a 2-d array")
+    return NpyFile(path, shape, dtype, fortran, offset)
 
 
 def open_pair(x: Path, y: Path, dims: Dims, layout: Layout | str | None) -> NpyPair:
     """Read the headers of an ``.npy`` pair and fix its layout (and check ``dims`` if known)."""
     X, Y = _open_npy(x, "X"), _open_npy(y, "Y")
     source = f"{x} + {y}"
-    if dims is not None and layout is None:
-        cands = []
-        for lay in (Layout.COLUMNS, Layout.ROWS):
-            try:
-                got = layout_from_shapes(X.shape, Y.shape, lay, source)
-            except InputError:
-                continue
-            if got[1:3] == dims:
-                cands.append(got)
-        if len(cands) == 1:
-            lay, dx, dy, m = cands[0]
-        elif not cands:
-            raise InputError(
-                f"{source}: X has shape {X.shape} and Y has shape {Y.shape}, which do not give "
-                f"dx = {dims[0]}, dy = {dims[1]} in either layout"
-            )
-        else:
-            raise InputError(
-                f"{source}: cannot tell the data layout: X {X.shape}, Y {Y.shape} fit both (d, m) and "
-                "(m, d); pass --layout columns|rows"
-            )
-    else:
-        lay, dx, dy, m = layout_from_shapes(X.shape, Y.shape, layout, source)
-        if dims is not None and (dx, dy) != dims:
-            raise InputError(
-                f"{source}: gives dx = {dx}, dy = {dy} in layout {lay.value} but earlier data "
-                f"has dx = {dims[0]}, dy = {dims[1]}"
-            )
-    eps = max(_eps(X.dtype), _eps(Y.dtype))
-    del X, Y
-    return NpyPair(x, y, lay, dx, dy, m, eps)
+    lay, dx, dy, m = layout_from_shapes(X.shape, Y.shape, layout, source, dims, "earlier data")
+    eps = precision_of(np.empty(0, X.dtype), np.empty(0, Y.dtype))
+    return NpyPair(x, y, lay, dx, dy, m, eps, X, Y)
 
 
-def _chunk(path: Path, lay: Layout, a: int, b: int, name: str) -> np.ndarray:
-    """Samples ``a:b`` of one ``.npy`` as a float64 ``(d, b-a)`` copy; the mapping is dropped."""
-    mm = np.load(path, mmap_mode="r", allow_pickle=False)
-    if mm.ndim == 1:
-        part = mm[a:b].reshape(1, -1)
-    elif lay is Layout.COLUMNS:
-        part = mm[:, a:b]
+def _pread_into(fd: int, buf: np.ndarray, offset: int, path: Path) -> None:
+    """Fill ``buf`` (C-contiguous) from the file at ``offset``, straight into its memory."""
+    view = memoryview(buf.view(np.uint8).reshape(-1))  # type: ignore[arg-type]
+    done = 0
+    while done < len(view):
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [view[done:]], offset + done)
+        else:  # pragma: no cover - platforms without preadv: one copy more
+            part = os.pread(fd, len(view) - done, offset + done)
+            view[done : done + len(part)] = part
+            got = len(part)
+        if got == 0:
+            raise InputError(
+                f"{path}: ended after {offset + done} bytes while being read (truncated or "
+                "changed during the pass); expected its header's size"
+            )
+        done += got
+
+
+def _read_samples(f: NpyFile, lay: Layout, a: int, b: int) -> np.ndarray:
+    """Samples ``a:b`` of one ``.npy`` file as a ``(d, b - a)`` array, read with ``pread``."""
+    if len(f.shape) == 1:
+        d, per_sample_contiguous = 1, True
     else:
-        part = mm[a:b].T
-    out = np.array(part, dtype=np.float64, order="C", copy=True)
-    del part, mm
+        d = f.shape[0] if lay is Layout.COLUMNS else f.shape[1]
+        # samples are rows of the stored matrix in layout rows (C order) or columns (F order)
+        per_sample_contiguous = (lay is Layout.ROWS) != f.fortran
+    item = f.dtype.itemsize
+    n = b - a
+    with open_input(f.path, "an .npy array") as fp:
+        fd = fp.fileno()
+        if per_sample_contiguous:  # sample j is d consecutive values
+            rows = np.empty((n, d), dtype=f.dtype)
+            _pread_into(fd, rows, f.offset + a * d * item, f.path)
+            return rows.T
+        m = f.shape[1] if lay is Layout.COLUMNS else f.shape[0]
+        out = np.empty((d, n), dtype=f.dtype)
+        for i in range(d):  # feature i is m consecutive values; take a:b of them
+            _pread_into(fd, out[i], f.offset + (i * m + a) * item, f.path)
+        return out
+
+
+def _chunk(f: NpyFile, lay: Layout, a: int, b: int, name: str) -> np.ndarray:
+    """Samples ``a:b`` of one ``.npy`` as a float64 ``(d, b-a)`` copy, checked finite."""
+    out = np.array(_read_samples(f, lay, a, b), dtype=np.float64, order="C", copy=True)
     if not math.isfinite(float(out.sum())) and not np.all(np.isfinite(out)):
         bad = np.argwhere(~np.isfinite(out))[0]
         raise InputError(
-            f"{path}: {name} has a non-finite value at feature {int(bad[0])}, sample {a + int(bad[1])}; "
+            f"{f.path}: {name} has a non-finite value at feature {int(bad[0])}, sample {a + int(bad[1])}; "
             "expected finite numbers"
         )
     return out
@@ -145,18 +155,25 @@ def pair_statistics(
     cs = chunk_size if chunk_size is not None else max(1, CHUNK_BYTES // (8 * (pair.dx + pair.dy)))
     if cs < 1:
         raise InputError(f"chunk size must be >= 1 sample, got {cs}")
+    cs = min(cs, max(pair.m, 1))
+    source = f"{pair.x} + {pair.y}"
+    guard_statistics(pair.dx, pair.dy, cs, source)
+    xf = pair.x_file if pair.x_file is not None else _open_npy(pair.x, "X")
+    yf = pair.y_file if pair.y_file is not None else _open_npy(pair.y, "Y")
     Sxx = np.zeros((pair.dx, pair.dx))
     Syx = np.zeros((pair.dy, pair.dx))
     syy = 0.0
-    for a in range(0, pair.m, cs):
-        b = min(pair.m, a + cs)
-        Xc = _chunk(pair.x, pair.layout, a, b, "X")
-        Yc = _chunk(pair.y, pair.layout, a, b, "Y")
-        Sxx += Xc @ Xc.T
-        Syx += Yc @ Xc.T
-        syy += float(np.vdot(Yc, Yc))
-        if on_chunk is not None:
-            on_chunk(b - a)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for a in range(0, pair.m, cs):
+            b = min(pair.m, a + cs)
+            Xc = _chunk(xf, pair.layout, a, b, "X")
+            Yc = _chunk(yf, pair.layout, a, b, "Y")
+            Sxx += Xc @ Xc.T
+            Syx += Yc @ Xc.T
+            syy += float(np.vdot(Yc, Yc))
+            if on_chunk is not None:
+                on_chunk(b - a)
+    check_statistics_range(Sxx, Syx, syy, source)
     return Statistics(Sxx=Sxx, Syx=Syx, syy=syy, m=pair.m, eps=pair.eps)
 
 
@@ -215,10 +232,9 @@ def stream_statistics(
     groups = _sources(paths)
     sizes = []
     for g in groups:
-        for p in g if isinstance(g, tuple) else (g,):
-            if not p.is_file():
-                raise InputError(f"{p}: no such file")
-        sizes.append(sum(p.stat().st_size for p in g) if isinstance(g, tuple) else g.stat().st_size)
+        members = g if isinstance(g, tuple) else (g,)
+        kinds = ("an .npy array",) * 2 if isinstance(g, tuple) else ("an .npz archive",)
+        sizes.append(sum(check_input_file(p, k) for p, k in zip(members, kinds, strict=False)))
     total_bytes = sum(sizes)
     done = 0
     if progress is not None:
@@ -246,6 +262,11 @@ def stream_statistics(
                 f"earlier data has dx = {total.dx}, dy = {total.dy}"
             )
         dims = (part.dx, part.dy)
-        total = part if total is None else total + part
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+            total = part if total is None else total + part
     assert total is not None
+    first, last = Path(paths[0]), Path(paths[-1])
+    check_statistics_range(
+        total.Sxx, total.Syx, total.syy, str(first) if first == last else f"{first} ... {last}"
+    )
     return total

@@ -19,37 +19,109 @@ Tolerances (all relative, all derived from the machine epsilon ``eps`` of the st
   (in practice ``sqrt(m) * eps``), so ``sqrt(eps)`` (1.5e-8 for float64, 3.5e-4 for float32)
   accepts every honestly computed Gram matrix with fewer than ``1/sqrt(eps)`` samples while an
   asymmetric or indefinite matrix from a bug (relative error of order 1) is rejected.
+  The same ``sqrt(eps)`` bounds how far ``syy`` may fall below the part of ``Y`` that ``X``
+  explains, ``tr(Syx Sxx^+ Syx^T)`` (the Schur complement of the joint Gram matrix of ``X`` and
+  ``Y`` is positive semidefinite, so ``syy`` is at least that much): the statistics of one data
+  set satisfy it up to rounding; a scaled, edited or mixed-up file does not.
+- :data:`MAX_STATISTIC`: the largest magnitude of ``Sxx``, ``Syx``, ``syy`` accepted. The
+  certificate forms products of the statistics with each other (``R Sxx``, ``Syx Sxx^+ Syx^T``,
+  Hessian-vector products); beyond ``1e150`` (about the square root of the float64 range) those
+  overflow, so such data is refused with a request to rescale it rather than judged on Inf.
+
+Precision (:func:`precision_of`): the machine epsilon of the coarsest stored floating dtype,
+floored at float64's :data:`FLOAT64_EPS` (everything is computed in float64). A file's
+``meta_eps`` claim may only *tighten* it (:func:`claimed_precision`): metadata can never make a
+gate more lenient than the stored numbers allow.
 """
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import re
+import stat
 from collections.abc import Sequence
-from typing import Any
+from enum import StrEnum
+from typing import IO, Any
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from dlcert.errors import InputError
 
 __all__ = [
+    "FLOAT64_EPS",
     "LAYOUTS",
+    "MAX_INDEX_DIGITS",
+    "MAX_STATISTIC",
+    "WEIGHT_NAME",
+    "Layout",
     "check_data",
+    "check_input_file",
     "check_matrix",
     "check_statistics",
+    "check_statistics_range",
     "check_weight_chain",
+    "claimed_precision",
     "describe",
+    "exception_summary",
+    "layer_index",
+    "layout_from_shapes",
+    "open_input",
+    "precision_of",
     "stats_rtol",
 ]
 
 LAYOUTS = ("columns", "rows")
 """Data layouts: ``columns`` is ``(d, m)`` (one column per sample), ``rows`` is ``(m, d)``."""
 
-_FLOAT64_EPS = float(np.finfo(np.float64).eps)
+
+class Layout(StrEnum):
+    """How ``X`` and ``Y`` are stored: ``columns`` = ``(d, m)``, ``rows`` = ``(m, d)``."""
+
+    COLUMNS = "columns"
+    ROWS = "rows"
+
+FLOAT64_EPS = float(np.finfo(np.float64).eps)
+"""Machine epsilon of float64, the floor of every precision (computation is in float64)."""
+
+WEIGHT_NAME = re.compile(r"W([0-9]+)", re.ASCII)
+"""A weight's name in a file: ``W`` and the layer number in ASCII digits (``W1`` is the input)."""
+MAX_INDEX_DIGITS = 9
+"""Most digits a layer index ``W<n>`` may have (after leading zeros)."""
+
+MAX_STATISTIC = 1e150
+"""Largest magnitude of an entry of ``Sxx``, ``Syx`` or of ``syy`` accepted (module docstring)."""
+
+
+def precision_of(*arrays: np.ndarray, floor: float = 0.0) -> float:
+    """Epsilon of the coarsest floating dtype among ``arrays`` (integers count as float64),
+    never below float64's epsilon nor below ``floor`` (precision numpy cannot see, e.g. bfloat16
+    widened to float32)."""
+    eps = FLOAT64_EPS
+    for a in arrays:
+        dtype = np.asarray(a).dtype if not isinstance(a, np.ndarray) else a.dtype
+        if dtype.kind == "f":
+            eps = max(eps, float(np.finfo(dtype).eps))
+    return max(eps, floor)
+
+
+def claimed_precision(stored: float, claim: Any, source: str, name: str = "meta_eps") -> float:
+    """The precision to use when a file claims ``claim`` (``None``: no claim) and its stored
+    dtypes imply ``stored``: the claim may only tighten, never loosen (a 0-d float in (0, 1),
+    else an error that does not echo the value)."""
+    if claim is None:
+        return stored
+    value = np.asarray(claim)
+    if value.shape != () or value.dtype.kind != "f" or not 0.0 < float(value) < 1.0:
+        raise _fail(source, f"{name} has {describe(value)}; expected a 0-d float in (0, 1)")
+    return max(min(stored, float(value)), FLOAT64_EPS)
 
 
 def stats_rtol(eps: float) -> float:
     """Relative tolerance for the symmetry and semidefiniteness of ``Sxx`` (module docstring)."""
-    return math.sqrt(max(eps, _FLOAT64_EPS))
+    return math.sqrt(max(eps, FLOAT64_EPS))
 
 
 def _where(source: str) -> str:
@@ -340,15 +412,17 @@ def check_statistics(
             f"expected ({dy}, {dx})",
         )
     s = _check_scalar(syy, "syy", source)
-    syy_value = float(s)
+    with np.errstate(over="ignore"):
+        syy_value = float(s)
     if not math.isfinite(syy_value):
         raise _fail(source, f"syy is {syy_value}; expected a finite number >= 0")
     if syy_value < 0:
         raise _fail(source, f"syy is {syy_value:.6g}; expected >= 0 (it is ||Y||_F^2)")
     m_value = _check_count(m, source)
+    check_statistics_range(S, C, syy_value, source)
 
     raw = Sxx if isinstance(Sxx, np.ndarray) else S
-    eps = float(np.finfo(raw.dtype).eps) if raw.dtype.kind == "f" else _FLOAT64_EPS
+    eps = float(np.finfo(raw.dtype).eps) if raw.dtype.kind == "f" else FLOAT64_EPS
     rtol = stats_rtol(eps)
     scale = float(np.max(np.abs(S)))
     asym = float(np.max(np.abs(S - S.T)))
@@ -361,7 +435,65 @@ def check_statistics(
         )
     S = 0.5 * (S + S.T)
     _check_psd(S, scale, rtol, source)
+    _check_explained(S, C, syy_value, rtol, source)
     return S, C, syy_value, m_value
+
+
+def check_statistics_range(Sxx: np.ndarray, Syx: np.ndarray, syy: float, source: str = "") -> None:
+    """Refuse statistics that are not finite or beyond :data:`MAX_STATISTIC` (overflow).
+
+    Statistics computed from finite data overflow when the data is huge (``X`` of order
+    ``1e160`` gives an infinite ``Sxx``); the message names the statistic, not the weights.
+    """
+    for name, value in (("Sxx", Sxx), ("Syx", Syx), ("syy", np.asarray(syy))):
+        with np.errstate(invalid="ignore"):
+            top = float(np.max(np.abs(value))) if value.size else 0.0
+        if not math.isfinite(top):
+            origin = {"Sxx": "X X^T", "Syx": "Y X^T", "syy": "||Y||_F^2"}[name]
+            raise _fail(
+                source,
+                f"{name} = {origin} is not finite in float64 (the data is too large: it "
+                "overflows); rescale the data",
+            )
+        if top > MAX_STATISTIC:
+            raise _fail(
+                source,
+                f"{name} has an entry of magnitude {top:.3g}, beyond {MAX_STATISTIC:.0e}: products "
+                "of the statistics would overflow float64; rescale the data",
+            )
+
+
+def _check_explained(S: np.ndarray, C: np.ndarray, syy: float, rtol: float, source: str) -> None:
+    """Refuse ``syy`` below ``tr(Syx Sxx^+ Syx^T)`` (the part of Y that X explains) beyond
+    rounding: no data set has such statistics (module docstring).
+
+    Measured as ``||L^{-1} Syx^T||_F^2`` with ``L`` the Cholesky factor of ``Sxx + delta I``,
+    ``delta = rtol * max(diag Sxx)``: one factorisation (a third of an eigendecomposition), and
+    a lower bound on what ``X`` explains, so rounding in nearly singular directions can only
+    make the test more lenient, never refuse honest statistics.
+    """
+    if not C.any():
+        return
+    top = float(np.max(np.diag(S))) if S.size else 0.0
+    if not top > 0:
+        raise _fail(
+            source,
+            "Syx is not zero but Sxx is: no data set has these statistics (Syx = Y X^T vanishes "
+            "when X X^T does)",
+        )
+    try:
+        L = np.linalg.cholesky(S + rtol * top * np.eye(S.shape[0]))
+    except np.linalg.LinAlgError:  # indefinite within rounding (_check_psd accepted it)
+        return
+    Z = solve_triangular(L, C.T, lower=True, check_finite=False)
+    explained = float(np.sum(Z * Z))
+    if explained > syy * (1.0 + rtol) + rtol * explained:
+        raise _fail(
+            source,
+            f"syy = {syy:.6g} is smaller than the part of Y that X explains, "
+            f"tr(Syx Sxx^+ Syx^T) >= {explained:.6g}: no data set has these statistics "
+            "(syy must be at least that, up to rounding)",
+        )
 
 
 def _check_count(m: Any, source: str) -> int:
@@ -396,3 +528,169 @@ def _check_psd(S: np.ndarray, scale: float, rtol: float, source: str) -> None:
             f"Sxx is indefinite: smallest eigenvalue {lo:.3g} is {lo / hi:.3g} of the largest "
             f"|eigenvalue| {hi:.3g}; expected >= -{rtol:.3g} (X X^T is positive semidefinite)",
         )
+
+
+def layout_from_shapes(
+    x_shape: tuple[int, ...],
+    y_shape: tuple[int, ...],
+    layout: Any,
+    source: str,
+    dims: tuple[int, int] | None = None,
+    dims_from: str = "the weights",
+) -> tuple[Layout, int, int, int]:
+    """``(layout, dx, dy, m)`` of raw data from its shapes (the data's values are not read).
+
+    A 1-d array is one feature. ``columns`` needs ``X.shape[1] == Y.shape[1]`` (the samples),
+    ``rows`` needs ``X.shape[0] == Y.shape[0]``; with ``dims = (dx, dy)`` known (from
+    ``dims_from``) a reading must also give those. If two readings remain the layout is
+    ambiguous (they give different data even when they give the same dimensions).
+    :func:`check_data`, which sees the values, also accepts square data both readings agree on.
+    """
+    for name, shape in (("X", x_shape), ("Y", y_shape)):
+        if len(shape) not in (1, 2):
+            raise _fail(source, f"{name} has shape {shape}; expected a 2-d array")
+
+    def read(lay: str) -> tuple[int, int, int, int] | None:
+        def one(shape: tuple[int, ...]) -> tuple[int, int]:  # (features, samples)
+            if len(shape) == 1:
+                return 1, shape[0]
+            return (shape[0], shape[1]) if lay == "columns" else (shape[1], shape[0])
+
+        (dx, mx), (dy, my) = one(x_shape), one(y_shape)
+        return (dx, dy, mx, my) if mx == my else None
+
+    chosen = _normalise_layout(layout, source)
+    layouts = [chosen] if chosen is not None else list(LAYOUTS)
+    fits = [(lay, r) for lay in layouts if (r := read(lay)) is not None]
+    if not fits:
+        how = f"layout {layouts[0]}" if chosen is not None else "either layout"
+        raise _fail(
+            source,
+            f"X has shape {x_shape} and Y has shape {y_shape}: they share no sample axis "
+            f"in {how}; expected X (dx, m), Y (dy, m) or X (m, dx), Y (m, dy)"
+        )
+    if dims is not None:
+        matching = [(lay, r) for lay, r in fits if (r[0], r[1]) == tuple(dims)]
+        if not matching:
+            lay, r = fits[0]
+            found = (
+                f"gives dx = {r[0]}, dy = {r[1]} in layout {lay}"
+                if len(fits) == 1
+                else "gives other dimensions in either layout"
+            )
+            raise _fail(
+                source,
+                f"X has shape {x_shape} and Y has shape {y_shape}, which {found}, but "
+                f"{dims_from} has dx = {dims[0]}, dy = {dims[1]}",
+            )
+        fits = matching
+    if len(fits) == 2:
+        raise _fail(
+            source,
+            f"cannot tell the data layout: X has shape {x_shape} and Y has shape "
+            f"{y_shape}, which fit both (d, m) and (m, d); pass --layout columns|rows "
+            "(or --widths)"
+        )
+    lay, (dx, dy, m, _) = fits[0]
+    if m == 0 or dx == 0 or dy == 0:
+        raise _fail(source, f"X has shape {x_shape} and Y has shape {y_shape}: no data")
+    return Layout(lay), dx, dy, m
+
+
+def layer_index(key: str) -> int | None:
+    """The layer number of a weight name ``W<digits>`` (ASCII digits only), else ``None``.
+
+    The one test of "is this a weight name", used for ``.npz`` members and for tensors named
+    ``W1..WN`` in safetensors / PyTorch files. An index of more than :data:`MAX_INDEX_DIGITS`
+    digits is an error (no network has that many layers, and converting thousands of digits is
+    slow or refused by Python).
+    """
+    match = WEIGHT_NAME.fullmatch(key)
+    if match is None:
+        return None
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > MAX_INDEX_DIGITS:
+        return -1
+    return int(digits)
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _file_problem(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return "file name too long"
+    if exc.errno == errno.ENOTDIR:
+        return "no such file (a component of the path is not a directory)"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "too many levels of symbolic links"
+    return " ".join(str(exc.strerror or type(exc).__name__).split())
+
+
+def check_input_file(path: Any, expected: str) -> int:
+    """The one test every input file passes before it is opened: it exists and is a regular
+    file (a FIFO, ``/dev/stdin`` or a device would block or never end; a directory is no file).
+
+    Returns its size in bytes. ``expected`` says what it should be (``an .npz archive``).
+    """
+    source = _printable(str(path), 200)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{source}: no such file") from None
+    except (OSError, ValueError) as exc:
+        reason = _os_reason(exc) if isinstance(exc, OSError) else "not a valid path"
+        raise InputError(f"{source}: cannot read it ({reason})") from None
+    problem = _file_problem(st.st_mode)
+    if problem is not None:
+        raise InputError(
+            f"{source}: is {problem}, not a regular file; expected {expected}"
+        )
+    return int(st.st_size)
+
+
+def open_input(path: Any, expected: str) -> IO[bytes]:
+    """Open an input for reading after :func:`check_input_file`, without ever blocking: the
+    open is non-blocking and the opened file is checked again (it may have been swapped for a
+    FIFO in between)."""
+    check_input_file(path, expected)
+    source = _printable(str(path), 200)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read it ({_os_reason(exc)})") from None
+    try:
+        problem = _file_problem(os.fstat(fd).st_mode)
+        if problem is not None:
+            raise InputError(f"{source}: is {problem}, not a regular file; expected {expected}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def exception_summary(exc: BaseException, limit: int = 120) -> str:
+    """``TypeName: message`` of a library's exception for a one-line error, without any bytes
+    the message quotes from the file (numpy and zipfile quote headers; a message must not leak
+    what a file holds)."""
+    text = " ".join(str(exc).split())
+    if "b'" in text or 'b"' in text or "\\x" in text:
+        return type(exc).__name__
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -131,7 +131,7 @@ def _no_magic_member(tmp: Path) -> Path:
 @pytest.mark.parametrize(
     ("make", "pattern"),
     [
-        (_text, r"is not an \.npz archive \(starts with b'W1 ='"),
+        (_text, r"is not an \.npz archive \(an \.npz is a zip file"),
         (_directory, r"is a directory"),
         (_missing, r"no such file"),
         (_empty, r"is empty \(0 bytes\)"),
@@ -336,14 +336,32 @@ def test_stats_file_round_trip(tmp_path: Path, net: dict[str, np.ndarray]) -> No
     assert again.eps == raw.eps
 
 
-def test_stats_file_keeps_float32_precision(tmp_path: Path, net: dict[str, np.ndarray]) -> None:
+def test_stats_file_precision_follows_stored_dtypes(tmp_path: Path, net: dict[str, np.ndarray]) -> None:
+    """meta_eps records the data's precision but may only tighten what the stored dtypes imply
+    (a file's claim never makes a gate more lenient): float64 statistics are judged as float64,
+    and float32 weights still bring float32's tolerance."""
     model = _save(tmp_path / "m.npz", W1=net["W1"], W2=net["W2"])
     data = _save(tmp_path / "d.npz", X=net["X"].astype(np.float32), Y=net["Y"])
     raw = load_problem(model, data)
     assert raw.eps == EPS32
     save_statistics(tmp_path / "s.npz", raw.stats)
+    assert float(np.load(tmp_path / "s.npz")["meta_eps"]) == EPS32
     again = load_problem(model, tmp_path / "s.npz")
-    assert again.eps == EPS32 and again.stats.eps == EPS32
+    assert again.eps == EPS64 and again.stats.eps == EPS64
+    model32 = _save(tmp_path / "m32.npz", W1=net["W1"].astype(np.float32), W2=net["W2"])
+    assert load_problem(model32, tmp_path / "s.npz").eps == EPS32
+
+
+@pytest.mark.parametrize("claim", [0.99, 1e-3, 1.2e-7])
+def test_meta_eps_never_loosens(tmp_path: Path, net: dict[str, np.ndarray], claim: float) -> None:
+    X, Y = net["X"], net["Y"]
+    model = _save(tmp_path / "m.npz", W1=net["W1"], W2=net["W2"])
+    stats = {"Sxx": X @ X.T, "Syx": Y @ X.T, "syy": np.array(float(np.sum(Y * Y))), "m": np.array(10)}
+    path = _save(tmp_path / "d.npz", **stats, meta_eps=np.array(claim))
+    assert load_problem(model, path).eps == EPS64
+    low = {k: v.astype(np.float32) if k != "m" else v for k, v in stats.items()}
+    path32 = _save(tmp_path / "d32.npz", **low, meta_eps=np.array(1e-12))
+    assert load_problem(model, path32).eps == 1e-12  # a claim may tighten
 
 
 def test_stats_in_weights_file(tmp_path: Path, net: dict[str, np.ndarray]) -> None:
@@ -399,7 +417,7 @@ def test_data_file_without_data_names_data_file(tmp_path: Path, net: dict[str, n
         ({"Syx": np.ones((3, 4))}, r"Syx has shape \(3, 4\) .*expected \(2, 4\)"),
         ({"X": np.ones((5, 10))}, r"X has shape \(5, 10\) but W1 takes dx = 4"),
         ({"Y": np.ones((3, 10))}, r"Y has shape \(3, 10\) but the last layer gives dy = 2"),
-        ({"meta_eps": np.array(-1.0)}, r"meta_eps has shape \(\), dtype float64, value -1.0"),
+        ({"meta_eps": np.array(-1.0)}, r"meta_eps has shape \(\), dtype float64; expected a 0-d float"),
     ],
 )
 def test_data_dims_checked_against_weights(
@@ -410,7 +428,7 @@ def test_data_dims_checked_against_weights(
     if "X" in data or "Y" in data:
         base = {"X": X, "Y": Y}
     else:
-        base = {"Sxx": X @ X.T, "Syx": Y @ X.T, "syy": np.array(1.0), "m": np.array(10)}
+        base = {"Sxx": X @ X.T, "Syx": Y @ X.T, "syy": np.array(np.sum(Y * Y)), "m": np.array(10)}
     path = _save(tmp_path / "d.npz", **{**base, **data})
     with pytest.raises(InputError, match=r"d\.npz: .*" + pattern):
         load_problem(model, path)

@@ -146,3 +146,70 @@ def test_resource_error_in_batch_is_one_row(samples_dir: Path, tmp_path: Path,
     assert ok.exit_code == ExitCode.OK
     assert refused.error is not None and refused.error.kind == "resource_error"
     assert refused.exit_code == ExitCode.INPUT_ERROR == batch.exit_code
+
+
+def test_npy_header_versions_all_read(tmp_path: Path) -> None:
+    """Header 3.0 (utf-8 field names) is read like 1.0 and 2.0: the guard cannot be skipped."""
+    from dlcert.resources import read_npy_header
+
+    a = np.zeros((3, 4), dtype=np.float32)
+    for version in ((1, 0), (2, 0), (3, 0)):
+        path = tmp_path / f"v{version[0]}.npy"
+        with path.open("wb") as f:
+            np.lib.format.write_array(f, a, version=version)
+        with path.open("rb") as f:
+            shape, dtype, fortran, _ = read_npy_header(f)
+        assert (shape, dtype, fortran) == ((3, 4), np.dtype(np.float32), False)
+    bad = tmp_path / "v9.npy"
+    bad.write_bytes(b"\x93NUMPY\x09\x00" + bytes(64))
+    with bad.open("rb") as f, pytest.raises(ValueError, match=r"version 9\.0"):
+        read_npy_header(f)
+
+
+def test_npy_file_header_refuses_declared_size_beyond_file(tmp_path: Path) -> None:
+    from dlcert.resources import npy_file_header
+
+    np.save(tmp_path / "a.npy", np.ones((4, 4)))
+    raw = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "a.npy").write_bytes(raw.replace(b"(4, 4)", b"(9999, 99999)", 1))
+    with pytest.raises(InputError, match=r"a\.npy: declares shape \(9999, 99999\)"):
+        npy_file_header(tmp_path / "a.npy")
+
+
+@pytest.mark.parametrize(
+    ("widths", "trials", "save", "refused"),
+    [
+        ((4, 3, 2), 5, True, False),
+        ((4, 20_000_000, 3), 0, True, True),
+        ((4, 20_000_000, 3), 0, False, False),  # the ladder needs only the data's sizes
+        ((4, 10_000_000, 3), 1, False, True),
+    ],
+)
+def test_guard_landscape(monkeypatch: pytest.MonkeyPatch, widths: tuple[int, ...], trials: int,
+                         save: bool, refused: bool) -> None:
+    from dlcert.resources import guard_landscape
+
+    monkeypatch.setenv(ENV_LIMIT, "64M")
+    if refused:
+        with pytest.raises(ResourceError, match=r"d\.npz: the landscape would need about"):
+            guard_landscape(widths, "d.npz", trials=trials, save_optimum=save, dense_limit=DENSE_LIMIT)
+    else:
+        guard_landscape(widths, "d.npz", trials=trials, save_optimum=save, dense_limit=DENSE_LIMIT)
+
+
+def test_guard_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlcert.resources import guard_statistics
+
+    monkeypatch.setenv(ENV_LIMIT, "64M")
+    guard_statistics(200, 10, 10_000, "x.npy")
+    with pytest.raises(ResourceError, match=r"x\.npy: statistics would need .*Sxx and Syx \(60000 x 60000"):
+        guard_statistics(60_000, 1, 1, "x.npy")
+
+
+def test_deflated_torch_archive_counts_uncompressed(tmp_path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "m.pt", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data/0", bytes(50 * 2**20))
+    assert (tmp_path / "m.pt").stat().st_size < 2**20
+    assert load_estimate([tmp_path / "m.pt"]).bytes >= 3 * 50 * 2**20

@@ -340,7 +340,8 @@ def test_check_statistics_accepts_and_symmetrises() -> None:
 
 def test_check_statistics_accepts_singular_psd_and_zero() -> None:
     X = _rng().standard_normal((4, 2))  # dx = 4 > m = 2: Sxx singular
-    S, *_ = check_statistics(X @ X.T, np.ones((1, 4)), 1.0, 2, 4, 1)
+    Y = _rng().standard_normal((1, 2))
+    S, *_ = check_statistics(X @ X.T, Y @ X.T, float(np.sum(Y * Y)), 2, 4, 1)
     assert S.shape == (4, 4)
     check_statistics(np.zeros((2, 2)), np.zeros((1, 2)), 0.0, 1, 2, 1)
 
@@ -417,4 +418,34 @@ def test_check_statistics_tiny_negative_eigenvalue_from_rounding_is_accepted() -
     w[0] = -1e-14 * w[-1]
     S = (U * w) @ U.T
     S = 0.5 * (S + S.T)
-    check_statistics(S, np.ones((1, 3)), 1.0, 1, 3, 1)
+    check_statistics(S, v.T, 2.0, 1, 3, 1)  # Y = 1, X = v: syy = 1 >= explained (rounding)
+
+
+def test_check_statistics_refuses_syy_below_what_x_explains() -> None:
+    Sxx, Syx, syy, m = _stats()
+    check_statistics(Sxx, Syx, syy, m, 3, 2)
+    with pytest.raises(InputError, match=r"s\.npz: syy = .* smaller than the part of Y that X explains"):
+        check_statistics(Sxx, Syx, 1e-3 * syy, m, 3, 2, "s.npz")
+    with pytest.raises(InputError, match=r"Syx is not zero but Sxx is"):
+        check_statistics(np.zeros((3, 3)), Syx, syy, m, 3, 2)
+
+
+@pytest.mark.parametrize(("scale", "name"), [(1e160, "Sxx"), (1e300, "Sxx")])
+def test_check_statistics_refuses_overflowing_scale(scale: float, name: str) -> None:
+    Sxx, Syx, syy, m = _stats()
+    with pytest.raises(InputError, match=rf"{name} has an entry of magnitude .* rescale"):
+        check_statistics(Sxx * scale, Syx, syy, m, 3, 2)
+
+
+@pytest.mark.parametrize("cond", [1.0, 1e4, 1e8, 1e12])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_check_statistics_accepts_honest_noise_free_data(cond: float, dtype: type) -> None:
+    """Y = A X exactly: syy equals what X explains, up to rounding; never refused, however
+    ill-conditioned X is (the refusal is only for statistics no data set can have)."""
+    rng = _rng()
+    U, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    X = (U * np.geomspace(1.0, 1.0 / cond, 6)) @ rng.standard_normal((6, 40))
+    Y = rng.standard_normal((3, 6)) @ X
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    Sxx = (X @ X.T).astype(dtype)
+    check_statistics(Sxx, (Y @ X.T).astype(dtype), float(np.sum(Y.astype(np.float64) ** 2)), 40, 6, 3)
