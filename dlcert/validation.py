@@ -23,10 +23,10 @@ Tolerances (all relative, all derived from the machine epsilon ``eps`` of the st
   explains, ``tr(Syx Sxx^+ Syx^T)`` (the Schur complement of the joint Gram matrix of ``X`` and
   ``Y`` is positive semidefinite, so ``syy`` is at least that much): the statistics of one data
   set satisfy it up to rounding; a scaled, edited or mixed-up file does not.
-- :data:`MAX_STATISTIC`: the largest magnitude of ``Sxx``, ``Syx``, ``syy`` accepted. The
-  certificate forms products of the statistics with each other (``R Sxx``, ``Syx Sxx^+ Syx^T``,
-  Hessian-vector products); beyond ``1e150`` (about the square root of the float64 range) those
-  overflow, so such data is refused with a request to rescale it rather than judged on Inf.
+- Magnitude: any finite statistics are accepted. The certificate rescales the problem exactly
+  (powers of two, :mod:`dlcert.normalize`) before forming products of the statistics, and the
+  consistency checks here work on an exactly rescaled copy, so data at 1e+-150 is judged like
+  data at 1; statistics that overflowed (Inf) are refused with a request to rescale the data.
 
 Precision (:func:`precision_of`): the machine epsilon of the coarsest stored floating dtype,
 floored at float64's :data:`FLOAT64_EPS` (everything is computed in float64). A file's
@@ -54,7 +54,6 @@ __all__ = [
     "FLOAT64_EPS",
     "LAYOUTS",
     "MAX_INDEX_DIGITS",
-    "MAX_STATISTIC",
     "WEIGHT_NAME",
     "Layout",
     "check_data",
@@ -91,7 +90,6 @@ WEIGHT_NAME = re.compile(r"W([0-9]+)", re.ASCII)
 MAX_INDEX_DIGITS = 9
 """Most digits a layer index ``W<n>`` may have (after leading zeros)."""
 
-MAX_STATISTIC = 1e150
 """Largest magnitude of an entry of ``Sxx``, ``Syx`` or of ``syy`` accepted (module docstring)."""
 
 
@@ -440,7 +438,7 @@ def check_statistics(
 
 
 def check_statistics_range(Sxx: np.ndarray, Syx: np.ndarray, syy: float, source: str = "") -> None:
-    """Refuse statistics that are not finite or beyond :data:`MAX_STATISTIC` (overflow).
+    """Refuse statistics that are not finite (the data overflowed float64).
 
     Statistics computed from finite data overflow when the data is huge (``X`` of order
     ``1e160`` gives an infinite ``Sxx``); the message names the statistic, not the weights.
@@ -455,12 +453,6 @@ def check_statistics_range(Sxx: np.ndarray, Syx: np.ndarray, syy: float, source:
                 f"{name} = {origin} is not finite in float64 (the data is too large: it "
                 "overflows); rescale the data",
             )
-        if top > MAX_STATISTIC:
-            raise _fail(
-                source,
-                f"{name} has an entry of magnitude {top:.3g}, beyond {MAX_STATISTIC:.0e}: products "
-                "of the statistics would overflow float64; rescale the data",
-            )
 
 
 def _check_explained(S: np.ndarray, C: np.ndarray, syy: float, rtol: float, source: str) -> None:
@@ -474,6 +466,12 @@ def _check_explained(S: np.ndarray, C: np.ndarray, syy: float, rtol: float, sour
     """
     if not C.any():
         return
+    # An exactly rescaled copy (powers of two) so that huge or tiny data neither overflows nor
+    # underflows: S -> 4^ex S, C -> 2^(ex+ey) C, syy -> 4^ey syy keep the comparison unchanged.
+    ex = -(math.frexp(float(np.max(np.abs(S))))[1] // 2) if S.any() else 0
+    ey = -(math.frexp(syy)[1] // 2) if syy > 0 else -(math.frexp(float(np.max(np.abs(C))))[1] // 2) - ex
+    shown_syy = syy
+    S, C, syy = np.ldexp(S, 2 * ex), np.ldexp(C, ex + ey), math.ldexp(syy, 2 * ey)
     top = float(np.max(np.diag(S))) if S.size else 0.0
     if not top > 0:
         raise _fail(
@@ -490,8 +488,8 @@ def _check_explained(S: np.ndarray, C: np.ndarray, syy: float, rtol: float, sour
     if explained > syy * (1.0 + rtol) + rtol * explained:
         raise _fail(
             source,
-            f"syy = {syy:.6g} is smaller than the part of Y that X explains, "
-            f"tr(Syx Sxx^+ Syx^T) >= {explained:.6g}: no data set has these statistics "
+            f"syy = {shown_syy:.6g} is smaller than the part of Y that X explains, "
+            f"tr(Syx Sxx^+ Syx^T) >= {math.ldexp(explained, -2 * ey):.6g}: no data set has these statistics "
             "(syy must be at least that, up to rounding)",
         )
 

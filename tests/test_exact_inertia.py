@@ -176,7 +176,11 @@ def test_verdict_invariant_under_changes_of_basis(
     G = [np.eye(dx)] + [conditioned_basis(rng, d, cond) for d in widths[1:-1]] + [np.eye(widths[-1])]
     moved = [G[i + 1] @ w @ np.linalg.inv(G[i]) for i, w in enumerate(Wf)]
     cert = certify(moved, stats)
-    assert cert.verdict is base.verdict, (cond, [str(r) for r in cert.reasons])
+    # Never a different certificate. Beyond cond 1e2 the curvature that the rounded point's
+    # distance from criticality can create grows with the change of basis, and a strict saddle
+    # whose negative curvature it covers reads inconclusive (docs/strictness.md, section 5).
+    honest = cond > 1e2 and cert.verdict is Verdict.INCONCLUSIVE
+    assert cert.verdict is base.verdict or honest, (cond, [str(r) for r in cert.reasons])
     if cert.verdict in (Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE):
         w = cert.witness
         assert w is not None and w.loss_decrease > w.rounding_bound

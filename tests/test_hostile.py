@@ -158,7 +158,7 @@ CASES: dict[str, Case] = {
         if _npz(d / "w.npz", W1=_not_critical()["W1"], W2=_not_critical()["W2"]) else [], "big.npz"),
     "X-overflows-gram": Case(lambda d: ["check", _npz(
         d / "g.npz", W1=_not_critical()["W1"], W2=_not_critical()["W2"],
-        X=1e100 * _not_critical()["X"], Y=_not_critical()["Y"])], "g.npz"),
+        X=1e170 * _not_critical()["X"], Y=_not_critical()["Y"])], "g.npz"),
     "stats-of-overflowing-X": Case(lambda d: ["stats", _npz(
         d / "x.npz", X=1e200 * _not_critical()["X"], Y=_not_critical()["Y"]), "-o", "out.npz"], "x.npz"),
     "zero-Y": Case(lambda d: ["landscape", _npz(d / "z.npz", X=np.ones((3, 5)), Y=np.zeros((2, 5))),

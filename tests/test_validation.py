@@ -430,11 +430,21 @@ def test_check_statistics_refuses_syy_below_what_x_explains() -> None:
         check_statistics(np.zeros((3, 3)), Syx, syy, m, 3, 2)
 
 
-@pytest.mark.parametrize(("scale", "name"), [(1e160, "Sxx"), (1e300, "Sxx")])
-def test_check_statistics_refuses_overflowing_scale(scale: float, name: str) -> None:
+@pytest.mark.parametrize("scale", [1e-150, 1e150])
+def test_check_statistics_accepts_any_finite_scale(scale: float) -> None:
+    """Data at 1e+-150 is judged like data at 1 (the certificate rescales exactly); the
+    consistency checks work on a rescaled copy and neither overflow nor underflow."""
     Sxx, Syx, syy, m = _stats()
-    with pytest.raises(InputError, match=rf"{name} has an entry of magnitude .* rescale"):
-        check_statistics(Sxx * scale, Syx, syy, m, 3, 2)
+    S, C, y, _ = check_statistics(Sxx * scale**2, Syx * scale**2, syy * scale**2, m, 3, 2)
+    assert np.isfinite(S).all() and np.isfinite(C).all() and np.isfinite(y)
+    with pytest.raises(InputError, match=r"syy = .* is smaller than the part of Y that X explains"):
+        check_statistics(Sxx * scale**2, Syx * scale**2, 1e-3 * syy * scale**2, m, 3, 2)
+
+
+def test_check_statistics_refuses_overflowed_statistics() -> None:
+    Sxx, Syx, syy, m = _stats()
+    with pytest.raises(InputError, match=r"Sxx = X X\^T is not finite .* rescale the data"):
+        check_statistics(Sxx * np.inf, Syx, syy, m, 3, 2)
 
 
 @pytest.mark.parametrize("cond", [1.0, 1e4, 1e8, 1e12])
