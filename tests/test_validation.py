@@ -443,7 +443,7 @@ def test_check_statistics_accepts_any_finite_scale(scale: float) -> None:
 
 def test_check_statistics_refuses_overflowed_statistics() -> None:
     Sxx, Syx, syy, m = _stats()
-    with pytest.raises(InputError, match=r"Sxx = X X\^T is not finite .* rescale the data"):
+    with pytest.raises(InputError, match=r"Sxx has 9 non-finite value"):
         check_statistics(Sxx * np.inf, Syx, syy, m, 3, 2)
 
 
