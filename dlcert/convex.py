@@ -29,7 +29,7 @@ from dlcert.losses import DataObjective, Objective
 from dlcert.validation import check_weight_chain
 
 DENSE_PARAMS = 400  # dense network Hessian (n HVPs + eigh) up to this many parameters
-LP_LIMIT = 200_000  # attainment LP only when m * dy * dx is at most this
+LP_LIMIT = 2_000_000  # attainment LP only when m * dy * dx is at most this
 RANK_RTOL = 1e-9
 
 
@@ -42,7 +42,8 @@ class ConvexEvidence:
     no_bottleneck : ``k = min(dx, dy)`` (Zhang 2019 Thm 3 setting).
     product_rank, k : rank of R (relative cutoff ``rank_rtol``) and the bottleneck width.
     rank_ambiguous : a singular value of R lies near the cutoff.
-    attained : the infimum of f is attained (``None``: not checked).
+    attained : the infimum of f is attained (``None``: not checked; not needed when grad f(R) = 0,
+        since R is then a minimiser).
     witness_order : order q of the confirmed escape witness (``None``: none confirmed).
     lambda_min : smallest eigenvalue of the dense network Hessian (``None``: not computed).
     curvature_threshold : curvature below ``-curvature_threshold`` counts as negative.
@@ -156,7 +157,7 @@ def notes(e: ConvexEvidence) -> list[Reason]:
     out: list[Reason] = []
     if e.attained is False and e.relative_gradient <= e.gtol:
         out.append(Reason("note.infimum_not_attained", _NO_MIN))
-    if e.attained is None:
+    if e.attained is None and not e.f_stationary:
         out.append(Reason("note.attainment_unchecked",
                           "whether the infimum of f is attained was not checked (too large for the LP)"))
     return out
@@ -223,32 +224,35 @@ def _attained(obj: Objective, loss_name: str) -> bool | None:
         return None
     # A direction D (logits Z = D X, for logistic Z = [0; d X]) with, per sample, the target
     # classes' logits >= every logit, and some strictly: f decreases along it forever.
-    rows, obj_vec = [], np.zeros(dy * dx if loss_name != "logistic" else dx)
-    nvar = obj_vec.size
+    logistic = loss_name == "logistic"
+    nvar = dx if logistic else dy * dx
 
-    def logit_row(j: int, c: int) -> np.ndarray:
-        r = np.zeros(nvar)
-        if loss_name == "logistic":
-            if c == 1:
-                r[:] = X[:, j]
-        else:
-            r[c * dx:(c + 1) * dx] = X[:, j]
-        return r
+    def block(c: int) -> slice | None:
+        if logistic:
+            return slice(0, dx) if c == 1 else None
+        return slice(c * dx, (c + 1) * dx)
 
-    for j in range(m):
-        for c in np.flatnonzero(Y[:, j] > 0):
-            for c2 in range(dy):
-                if c2 != c:
-                    diff = logit_row(j, int(c)) - logit_row(j, c2)
-                    rows.append(-diff)  # -(z_c - z_c2) <= 0
-                    obj_vec -= diff
-    if not rows:
+    parts = []
+    for c in range(dy):
+        J = np.flatnonzero(Y[c] > 0)
+        for c2 in range(dy):
+            if c2 == c or J.size == 0:
+                continue
+            diff = np.zeros((J.size, nvar))
+            bc, bc2 = block(c), block(c2)
+            if bc is not None:
+                diff[:, bc] += X[:, J].T
+            if bc2 is not None:
+                diff[:, bc2] -= X[:, J].T
+            parts.append(diff)  # rows: z_c - z_c2 >= 0
+    rows = np.vstack(parts) if parts else np.zeros((0, nvar))
+    if rows.shape[0] == 0:
         return True
-    res = linprog(obj_vec, A_ub=np.array(rows), b_ub=np.zeros(len(rows)), bounds=(-1.0, 1.0),
+    res = linprog(-rows.sum(axis=0), A_ub=-rows, b_ub=np.zeros(rows.shape[0]), bounds=(-1.0, 1.0),
                   method="highs")
     if res.status != 0:
         return None
-    scale = float(np.sum(np.abs(np.array(rows)))) or 1.0
+    scale = float(np.sum(np.abs(rows))) or 1.0
     return not (-res.fun > 1e-9 * scale)
 
 
@@ -332,7 +336,7 @@ def measure(ws: tuple[np.ndarray, ...], obj: Objective, loss_name: str, gtol: fl
     cutoff = RANK_RTOL * max(float(sv[0]) if sv.size else 0.0, pscale)
     rank = int(np.count_nonzero(sv > cutoff))
     ambiguous = bool(np.any((sv > cutoff / 100) & (sv <= cutoff * 100))) and cutoff > 0
-    attained = _attained(obj, loss_name)
+    attained = _attained(obj, loss_name) if rel_f > gtol else None  # stationary: a minimiser
     no_bottleneck = k == min(d[0], d[-1])
     lam_min = lam_max = None
     hessian_zero = False
