@@ -241,7 +241,9 @@ BASE = ConvexEvidence(relative_gradient=0.0, relative_f_gradient=0.5, gtol=1e-6,
     ({}, "strict.negative_curvature"),
     ({"lambda_min": 0.0, "hessian_zero": True, "witness_order": 3}, "non_strict.zero_hessian"),
     ({"lambda_min": 0.0, "witness_order": 3}, "inconclusive.strictness_undecided"),
-    ({"no_bottleneck": False, "product_rank": 2, "k": 2}, "inconclusive.bottleneck_full_rank"),
+    ({"no_bottleneck": False, "product_rank": 2, "k": 2}, "strict.bottleneck_negative_curvature"),
+    ({"no_bottleneck": False, "product_rank": 2, "k": 2, "lambda_min": 0.0},
+     "inconclusive.bottleneck_full_rank"),
 ])
 def test_every_rule_reached(changes: dict[str, object], code: str) -> None:
     verdict, reason, _ = decide(replace(BASE, **changes))  # type: ignore[arg-type]
@@ -251,4 +253,39 @@ def test_every_rule_reached(changes: dict[str, object], code: str) -> None:
 
 def test_every_rule_has_a_test() -> None:
     codes = {r.code for r in CONVEX_RULES}
-    assert len(codes) == len(CONVEX_RULES) == 9
+    assert len(codes) == len(CONVEX_RULES) == 10
+
+
+def _square_rank_one_points(seed: int) -> tuple[DataObjective, list[list[np.ndarray]]]:
+    """Square loss with X X^T = m I: the width-1 critical points R = u_i u_i^T Y X^T / m."""
+    rng = np.random.default_rng(seed)
+    m, dx, dy = 40, 4, 3
+    Q, _ = np.linalg.qr(rng.normal(size=(m, dx)))
+    X = np.sqrt(m) * Q.T
+    Y = rng.normal(size=(dy, m))
+    U = np.linalg.svd(Y @ X.T)[0]
+    points = [[(U[:, i] @ (Y @ X.T) / m)[None, :], U[:, i][:, None]] for i in range(2)]
+    return DataObjective(Square(), X, Y), points
+
+
+def test_bottleneck_full_rank_saddle_and_minimum() -> None:
+    obj, (top, second) = _square_rank_one_points(8)
+    cert = certify_convex(second, obj, loss_name="square")
+    assert cert.product_rank == cert.k == 1 and not cert.no_bottleneck
+    assert cert.verdict == Verdict.STRICT_SADDLE and cert.rule == "strict.bottleneck_negative_curvature"
+    assert cert.witness is not None
+    assert _confirm_with_numpy(obj, "square", second, cert.witness.point) > 0
+    cert = certify_convex(top, obj, loss_name="square")  # the rank-1 optimum: grad f != 0, no escape
+    assert cert.rule == "inconclusive.bottleneck_full_rank"
+    assert cert.hessian["min_eigenvalue"] > -1e-8
+
+
+def test_lanczos_path_finds_the_same_negative_curvature() -> None:
+    from dlcert.convex import measure
+    obj, (_, second) = _square_rank_one_points(9)
+    ws = tuple(second)
+    dense = measure(ws, obj, "square", 1e-6)
+    iterative = measure(ws, obj, "square", 1e-6, dense_params=0)
+    assert iterative.hessian_method == "lanczos"
+    assert dense.evidence.lambda_min is not None and iterative.evidence.lambda_min is not None
+    assert iterative.evidence.lambda_min == pytest.approx(dense.evidence.lambda_min, rel=1e-5)
