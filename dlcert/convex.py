@@ -282,50 +282,80 @@ class ConvexMeasurement:
 
 
 def _routed_witness(ws: tuple[np.ndarray, ...], obj: Objective, R: np.ndarray, G: np.ndarray,
-                    radius: float) -> Witness | None:
-    """Route the top direction u v^T of -grad f(R) through every layer: W_i + t e_i e_{i-1}^T with
-    e_0 = v, e_N = u and e_j (unit) as close as possible to ker(A_j) and range(W_j...W_1)^perp,
-    so that the lower-order terms of the product vanish and R gains t^N u v^T."""
+                    radius: float, max_tries: int = 12) -> Witness | None:
+    """Route a rank-one descent direction through a block of consecutive layers a+1..b.
+
+    For the block, ``(x, y)`` is the top singular pair of ``-A_b^T grad f(R) B_{a+1}^T`` (the
+    layers outside the block carry it unmoved); the block moves as ``W_j + t e_j e_{j-1}^T`` with
+    ``e_a = y``, ``e_b = x`` and each inner ``e_j`` (unit) as close as possible to
+    ``ker(W_N...W_{j+1})`` and ``range(W_j...W_1)^perp``, so that the lower-order terms of the
+    product vanish and R gains ``t^(b-a) A_b x y^T B_{a+1}``: f drops like ``-sigma t^(b-a)``.
+    Blocks are tried shortest first (a block of one layer cannot help at a critical point)."""
     n = len(ws)
-    U, _, Vt = np.linalg.svd(-G)
-    e = [Vt[0]]
-    A, _ = _products(ws)
-    for j in range(1, n):
-        below = _chain(ws, 1, j, ws[0].shape[1])  # W_j ... W_1, shape (d_j, dx)
-        Q, s, _ = np.linalg.svd(below, full_matrices=False)
-        Q = Q[:, : int(np.count_nonzero(s > RANK_RTOL * max(float(s[0]) if s.size else 0.0, 1e-300)))]
-        M = np.vstack([A[j - 1] / max(np.linalg.norm(A[j - 1]), 1e-300), Q.T])
-        e.append(np.linalg.svd(M)[2][-1])
-    e.append(U[:, 0])
-    V = [np.outer(e[i + 1], e[i]) for i in range(n)]
-    return _confirm(ws, obj, R, V, radius, "higher_order")
+    A, B = _products(ws)
+    tries = 0
+    for q in range(2, n + 1):
+        for a in range(0, n - q + 1):
+            b = a + q
+            M = -(A[b - 1].T @ G @ B[a].T)
+            U, sv, Vt = np.linalg.svd(M)
+            scale = float(np.linalg.norm(A[b - 1]) * np.linalg.norm(G) * np.linalg.norm(B[a]))
+            if not sv.size or sv[0] <= 1e-12 * scale:
+                continue
+            e = {a: Vt[0], b: U[:, 0]}
+            for j in range(a + 1, b):
+                below = B[j]  # W_j ... W_1, shape (d_j, dx)
+                Q, s, _ = np.linalg.svd(below, full_matrices=False)
+                keep = int(np.count_nonzero(s > RANK_RTOL * max(float(s[0]) if s.size else 0.0, 1e-300)))
+                top = A[j - 1] / max(float(np.linalg.norm(A[j - 1])), 1e-300)
+                e[j] = np.linalg.svd(np.vstack([top, Q[:, :keep].T]))[2][-1]
+            V = [np.outer(e[i + 1], e[i]) if a <= i < b else np.zeros_like(ws[i]) for i in range(n)]
+            for sign in (1.0, -1.0):  # an inner layer that carries the direction may flip its sign
+                witness = _confirm(ws, obj, R, [sign * v for v in V], radius, "higher_order", q)
+                if witness is not None:
+                    return witness
+            tries += 1
+            if tries >= max_tries:
+                return None
+    return None
 
 
 def _confirm(ws: tuple[np.ndarray, ...], obj: Objective, R: np.ndarray, V: Sequence[np.ndarray],
-             radius: float, kind: str) -> Witness | None:
-    """Largest ``t = radius * 2^-s`` (unit V) with a decrease beyond its rounding bound."""
+             radius: float, kind: str, fallback_order: int = 0) -> Witness | None:
+    """Largest ``t = radius * 2^-s`` (unit V) with a decrease beyond its rounding bound.
+
+    The order is 2 for a negative-curvature direction; otherwise ``log2`` of the ratio of the
+    decreases at ``t' `` and ``t'/2`` for the smallest ``t' <= t`` whose decrease is still 100 times
+    its rounding bound (where the leading term dominates), ``fallback_order`` if none is."""
     norm = math.sqrt(sum(float(np.sum(v * v)) for v in V))
     if norm == 0.0:
         return None
     V = [v / norm for v in V]
-    prev: tuple[float, float] | None = None
+
+    def at(t: float) -> tuple[tuple[np.ndarray, ...], float, float]:
+        point = tuple(w + t * v for w, v in zip(ws, V, strict=True))
+        dec, bound = obj.decrease(R, _chain(point, 1, len(point), ws[0].shape[1]))
+        return point, dec, bound
+
     for s in range(0, 40):
         t = radius * 2.0 ** (-s)
-        point = tuple(w + t * v for w, v in zip(ws, V, strict=True))
-        R2 = _chain(point, 1, len(point), ws[0].shape[1])
-        dec, bound = obj.decrease(R, R2)
+        point, dec, bound = at(t)
         if dec > bound and dec > 0:
-            half = tuple(w + 0.5 * t * v for w, v in zip(ws, V, strict=True))
-            dec2, bound2 = obj.decrease(R, _chain(half, 1, len(half), ws[0].shape[1]))
-            order = max(1, round(math.log2(dec / dec2))) if dec2 > bound2 and dec2 > 0 else len(ws)
-            if kind == "negative_curvature":
-                order = 2
-            layers = [i + 1 for i, v in enumerate(V) if np.any(v)]
-            return Witness(kind=kind, radius=t, loss_decrease=dec, rounding_bound=bound, order=order,
-                           coefficient=-dec / t**order, layers_moved=layers, point=point)
-        prev = (dec, bound)
-    del prev
-    return None
+            break
+    else:
+        return None
+    order = 2 if kind == "negative_curvature" else fallback_order
+    if kind != "negative_curvature":
+        last = dec
+        for k in range(1, 30):
+            _, d2, b2 = at(t * 2.0 ** (-k))
+            if not (d2 > 100.0 * b2 and d2 > 0 and last > 0):
+                break
+            order = max(1, round(math.log2(last / d2)))
+            last = d2
+    layers = [i + 1 for i, v in enumerate(V) if np.any(v)]
+    return Witness(kind=kind, radius=t, loss_decrease=dec, rounding_bound=bound, order=order,
+                   coefficient=-dec / t**order if order else 0.0, layers_moved=layers, point=point)
 
 
 def _lanczos(hv: Callable[[np.ndarray], np.ndarray], n: int,

@@ -289,3 +289,17 @@ def test_lanczos_path_finds_the_same_negative_curvature() -> None:
     assert iterative.hessian_method == "lanczos"
     assert dense.evidence.lambda_min is not None and iterative.evidence.lambda_min is not None
     assert iterative.evidence.lambda_min == pytest.approx(dense.evidence.lambda_min, rel=1e-5)
+
+
+@pytest.mark.parametrize("alive", [0, 1, 2])
+def test_one_live_layer_in_four_is_non_strict(alive: int) -> None:
+    """N = 4 with one non-zero layer: the Hessian is exactly zero; an order >= 3 routed escape."""
+    rng = np.random.default_rng(10)
+    obj, _ = _problem("logistic", rng, m=60)
+    ws = [np.zeros((3, 4)), np.zeros((3, 3)), np.zeros((3, 3)), np.zeros((1, 3))]
+    ws[alive] = rng.normal(size=ws[alive].shape)
+    cert = certify_convex(ws, obj, loss_name="logistic")
+    assert cert.verdict == Verdict.NON_STRICT_SADDLE, cert.message
+    assert cert.hessian["exactly_zero"] is True
+    assert cert.witness is not None and cert.witness.order >= 3
+    assert _confirm_with_numpy(obj, "logistic", ws, cert.witness.point) > 0
