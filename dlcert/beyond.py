@@ -8,12 +8,15 @@
 * ``--loss logistic|cross-entropy|huber[:DELTA]``: the raw samples ``X``, ``Y`` are needed (the
   statistics ``Sxx, Syx, syy, m`` determine only the square loss); certification by
   :func:`dlcert.convex.certify_convex`.
+* A weights file naming towers ``T1.W1 ..`` (Zhang 2019 Cor 2) goes to
+  :func:`dlcert.towers.certify_towers` whatever the loss (``check`` routes it here).
 
 Nothing here prints; the CLI renders what :func:`check_beyond` returns.
 """
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,11 +31,12 @@ from dlcert.checkpoints import read_data_file
 from dlcert.convex import ConvexCertificate, certify_convex
 from dlcert.errors import InputError
 from dlcert.io import Layout, load_problem, read_npz, save_weights, weights_from_arrays
-from dlcert.losses import DataObjective, parse_loss
+from dlcert.losses import DataObjective, Objective, parse_loss
 from dlcert.render.report import CheckReport
 from dlcert.statistics import eps_of
 from dlcert.theorems import yun_cor23
-from dlcert.validation import check_data
+from dlcert.towers import TOWER_KEY, StatisticsObjective, certify_towers, tower_arrays
+from dlcert.validation import check_data, check_statistics
 
 STATS_ONLY = ("Sxx", "Syx", "syy", "m")
 
@@ -87,10 +91,65 @@ def load_raw(weights_path: Path, data_path: Path | None, layout: Layout | None,
     return weights, X, Y, eps
 
 
+def is_towers_file(path: Path) -> bool:
+    """Whether an .npz names towers ``T1.W1 ..`` (reads only the member names)."""
+    if Path(path).suffix.lower() != ".npz" or not Path(path).is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(TOWER_KEY.match(n.removesuffix(".npy")) for n in zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_towers(weights_path: Path, data_path: Path | None, layout: Layout | None, loss: str,
+                 gtol: float | None, ftol: float | None, witness_out: Path | None = None) -> ConvexReport:
+    """A multi-tower file (``T1.W1 ..``): any --loss; the square loss also from statistics."""
+    sample_loss = parse_loss(loss)
+    source = str(weights_path)
+    if ftol is not None:
+        raise InputError("--ftol has no meaning for a multi-tower check (certified through grad f(R))")
+    arrays = read_npz(weights_path)
+    towers = tower_arrays(arrays, source)
+    if towers is None:
+        raise InputError(f"{source}: no towers T1.W1..")
+    dx, dy = int(towers[0][0].shape[1]), int(towers[0][-1].shape[0])
+    data_source = str(data_path) if data_path is not None else source
+    data = read_data_file(data_path) if data_path is not None else arrays
+    precision = [v for k, v in arrays.items() if TOWER_KEY.match(k)]
+    objective: Objective
+    if sample_loss.name == "square" and "X" not in data and all(k in data for k in STATS_ONLY):
+        Sxx, Syx, syy, _ = check_statistics(data["Sxx"], data["Syx"], data["syy"], data["m"], dx, dy,
+                                            data_source)
+        objective = StatisticsObjective(Sxx, Syx, float(syy))
+        eps = eps_of(*precision, data["Sxx"], data["Syx"])
+    else:
+        if "X" not in data or "Y" not in data:
+            raise InputError(f"{data_source}: no raw data X, Y; --loss {sample_loss.name} with towers needs "
+                             "them (the square loss also takes Sxx, Syx, syy, m)")
+        X, Y = check_data(data["X"], data["Y"], dx, dy, layout, data_source)
+        objective = DataObjective(sample_loss, X, sample_loss.targets(Y, data_source))
+        eps = eps_of(*precision, data["X"], data["Y"])
+    cert = certify_towers(towers, objective, loss_name=sample_loss.name, gtol=gtol, eps=eps)
+    if witness_out is not None and cert.witness is not None:
+        sizes = [len(ws) for ws in towers]
+        out, i = {}, 0
+        for t, n in enumerate(sizes, start=1):
+            for j in range(1, n + 1):
+                out[f"T{t}.W{j}"] = cert.witness.point[i]
+                i += 1
+        np.savez(witness_out, **out)  # type: ignore[arg-type]
+    return ConvexReport(cert)
+
+
 def check_beyond(weights_path: Path, data_path: Path | None, layout: Layout | None, loss: str,
                  residual: bool, gtol: float | None, ftol: float | None,
                  witness_out: Path | None = None) -> CheckReport | ConvexReport:
-    """Certify one file with a non-square loss and/or residual layers."""
+    """Certify one file with a non-square loss and/or residual layers (or towers)."""
+    if is_towers_file(weights_path):
+        if residual:
+            raise InputError(f"{weights_path}: --residual takes a chain W1..WN, not towers")
+        return check_towers(weights_path, data_path, layout, loss, gtol, ftol, witness_out)
     sample_loss = parse_loss(loss)
     source = str(weights_path)
     if sample_loss.name == "square":

@@ -219,7 +219,7 @@ def check(
 
     When GITHUB_STEP_SUMMARY is set (GitHub Actions), a Markdown summary is appended to it.
     """
-    if residual or loss_name.strip().lower() != "square":
+    if residual or loss_name.strip().lower() != "square" or _towers(weights):
         _check_beyond(weights, data, layout, loss_name, residual, gtol, ftol, witness, fmt, output, color,
                       quiet, debug, polish or polish_out is not None or plot is not None or junit_xml is not None)
     options = run_guarded(debug, lambda: CheckOptions(gtol, ftol, layout, eigs, time_budget))
@@ -262,6 +262,12 @@ def check(
     if fmt != CheckFormat.GITHUB:
         emit(report, fmt, color, quiet)
     raise typer.Exit(int(code))
+
+
+def _towers(weights: list[Path]) -> bool:
+    from dlcert.beyond import is_towers_file
+
+    return len(weights) == 1 and is_towers_file(weights[0])
 
 
 def _check_beyond(weights: list[Path], data: Path | None, layout: Layout | None, loss_name: str,

@@ -51,6 +51,10 @@ class ConvexEvidence:
         ``None``: not computed (only critical points with grad f(R) != 0 get a second-order test).
     curvature_threshold : curvature below ``-curvature_threshold`` counts as negative.
     hessian_zero : the dense network Hessian is exactly zero (every entry 0.0).
+    towers : number of towers (``dlcert.towers``; 1 for a chain). With several, ``no_bottleneck``
+        is Zhang 2019 Cor 2's condition (some tower without a bottleneck, or b = sum of the towers'
+        bottleneck widths >= max(dx, dy)) and ``tower_deficient`` says that some tower's product
+        has rank below its bottleneck width (so one of its bottleneck factors is rank-deficient).
     """
 
     relative_gradient: float
@@ -65,6 +69,8 @@ class ConvexEvidence:
     lambda_min: float | None
     curvature_threshold: float
     hessian_zero: bool
+    towers: int = 1
+    tower_deficient: bool = False
 
     @property
     def f_stationary(self) -> bool:
@@ -74,10 +80,13 @@ class ConvexEvidence:
     def saddle_setting(self) -> bool:
         """Critical in W, grad f(R) != 0, and Thm 3 (no bottleneck) or Lemma 1 (rank R < k) applies."""
         return (not self.f_stationary and not self.rank_ambiguous
-                and (self.no_bottleneck or self.product_rank < self.k))
+                and (self.no_bottleneck or self.tower_deficient
+                     or (self.towers == 1 and self.product_rank < self.k)))
 
     @property
     def saddle_theorem(self) -> str:
+        if self.towers > 1:
+            return "zhang2019.cor2"
         return "zhang2019.thm3" if self.no_bottleneck else "zhang2019.lemma1"
 
 
@@ -93,7 +102,15 @@ class ConvexRule:
 
 
 def _where(e: ConvexEvidence) -> str:
+    if e.towers > 1:
+        return (f"({e.towers} towers, Cor 2: "
+                + ("b >= max(dx, dy) or a tower without bottleneck)" if e.no_bottleneck
+                   else "a tower's product has rank below its bottleneck width)"))
     return "(no bottleneck)" if e.no_bottleneck else f"< k = {e.k}"
+
+
+def _reduction(e: ConvexEvidence) -> str:
+    return "zhang2019.cor2" if e.towers > 1 else "zhang2019.thm1"
 
 
 def _g(x: float | None) -> str:
@@ -110,7 +127,8 @@ CONVEX_RULES: tuple[ConvexRule, ...] = (
                lambda e: not e.relative_gradient <= e.gtol,
                lambda e: f"relative gradient norm {_g(e.relative_gradient)} > gtol {e.gtol:.1e}"),
     ConvexRule("global.convex_stationary", Verdict.GLOBAL_MINIMUM,
-               lambda e: "zhang2019.thm3" if e.no_bottleneck else "zhang2019.thm1",
+               lambda e: "zhang2019.cor2" if e.towers > 1 else "zhang2019.thm3" if e.no_bottleneck
+               else "zhang2019.thm1",
                lambda e: e.f_stationary,
                lambda e: (f"grad f(R) = 0 within tolerance (relative {_g(e.relative_f_gradient)} <= gtol "
                           f"{e.gtol:.1e}): R minimises the convex f over all matrices, so W is a global "
@@ -140,14 +158,14 @@ CONVEX_RULES: tuple[ConvexRule, ...] = (
                lambda e: (f"a saddle (escape witness of order {e.witness_order} confirmed on the data), but "
                           f"strictness is undecided: lambda_min {_g(e.lambda_min)} is not below "
                           f"-{e.curvature_threshold:.1e} and the Hessian is not exactly zero")),
-    ConvexRule("strict.bottleneck_negative_curvature", Verdict.STRICT_SADDLE, lambda e: "zhang2019.thm1",
+    ConvexRule("strict.bottleneck_negative_curvature", Verdict.STRICT_SADDLE, lambda e: _reduction(e),
                lambda e: (e.lambda_min is not None and e.lambda_min < -e.curvature_threshold
                           and e.witness_order == 2),
                lambda e: (f"rank R = k = {e.k} with grad f(R) != 0 (relative {_g(e.relative_f_gradient)}): a "
                           "critical point of the two-layer problem at the bottleneck (Thm 1 reduction) with "
                           f"negative curvature {_g(e.lambda_min)} < -{e.curvature_threshold:.1e}; order-2 "
                           "escape witness confirmed on the data")),
-    ConvexRule("inconclusive.bottleneck_full_rank", Verdict.INCONCLUSIVE, lambda e: "zhang2019.thm1",
+    ConvexRule("inconclusive.bottleneck_full_rank", Verdict.INCONCLUSIVE, lambda e: _reduction(e),
                lambda e: True,
                lambda e: (f"rank R = k = {e.k} with grad f(R) != 0 (relative {_g(e.relative_f_gradient)}): a "
                           "critical point of the two-layer problem at the bottleneck (Thm 1 reduction); no "
@@ -203,12 +221,15 @@ def network_gradient(ws: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray
 
 
 def network_hvp(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: np.ndarray,
-                V: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Hessian of ``L(W) = f(W_N...W_1)`` along V (exact: second derivative of the product)."""
+                V: Sequence[np.ndarray], HdR: np.ndarray | None = None) -> list[np.ndarray]:
+    """Hessian of ``L(W) = f(W_N...W_1)`` along V (exact: second derivative of the product).
+
+    ``HdR`` : ``f''(R)[dR]`` when the caller has it (towers: dR summed over all towers)."""
     n = len(ws)
     A, B = _products(ws)
-    dR = sum((A[j] @ V[j] @ B[j] for j in range(n)), np.zeros_like(R))
-    HdR = obj.hvp(R, dR)
+    if HdR is None:
+        dR = sum((A[j] @ V[j] @ B[j] for j in range(n)), np.zeros_like(R))
+        HdR = obj.hvp(R, dR)
     out = []
     for i in range(n):
         Ai, Bi = A[i], B[i]
@@ -321,7 +342,8 @@ def _routed_witness(ws: tuple[np.ndarray, ...], obj: Objective, R: np.ndarray, G
 
 
 def _confirm(ws: tuple[np.ndarray, ...], obj: Objective, R: np.ndarray, V: Sequence[np.ndarray],
-             radius: float, kind: str, fallback_order: int = 0) -> Witness | None:
+             radius: float, kind: str, fallback_order: int = 0,
+             product: Callable[[tuple[np.ndarray, ...]], np.ndarray] | None = None) -> Witness | None:
     """Largest ``t = radius * 2^-s`` (unit V) with a decrease beyond its rounding bound.
 
     The order is 2 for a negative-curvature direction; otherwise ``log2`` of the ratio of the
@@ -334,7 +356,8 @@ def _confirm(ws: tuple[np.ndarray, ...], obj: Objective, R: np.ndarray, V: Seque
 
     def at(t: float) -> tuple[tuple[np.ndarray, ...], float, float]:
         point = tuple(w + t * v for w, v in zip(ws, V, strict=True))
-        dec, bound = obj.decrease(R, _chain(point, 1, len(point), ws[0].shape[1]))
+        R2 = product(point) if product is not None else _chain(point, 1, len(point), ws[0].shape[1])
+        dec, bound = obj.decrease(R, R2)
         return point, dec, bound
 
     for s in range(0, 40):
