@@ -27,7 +27,7 @@ from dlcert.engines import Engine, compute_statistics
 from dlcert.errors import DlcertError
 from dlcert.formats import format_of
 from dlcert.frameworks import LINEAR_NOTE
-from dlcert.gate import DESCRIPTIONS, Requirement, gate_table_text
+from dlcert.gate import DESCRIPTIONS, Requirement, gate_exit, gate_table_text
 from dlcert.hessian import DEFAULT_TIME_BUDGET
 from dlcert.io import (
     Layout,
@@ -221,7 +221,8 @@ def check(
     """
     if residual or loss_name.strip().lower() != "square" or _towers(weights):
         _check_beyond(weights, data, layout, loss_name, residual, gtol, ftol, witness, fmt, output, color,
-                      quiet, debug, polish or polish_out is not None or plot is not None or junit_xml is not None)
+                      quiet, debug, polish or polish_out is not None or plot is not None or junit_xml is not None,
+                      require)
     options = run_guarded(debug, lambda: CheckOptions(gtol, ftol, layout, eigs, time_budget))
     polish = polish or polish_out is not None
     for flag, used in (("--witness", witness is not None), ("--polish", polish)):
@@ -273,7 +274,7 @@ def _towers(weights: list[Path]) -> bool:
 def _check_beyond(weights: list[Path], data: Path | None, layout: Layout | None, loss_name: str,
                   residual: bool, gtol: float | None, ftol: float | None, witness: Path | None,
                   fmt: CheckFormat, output: Path | None, color: ColorMode, quiet: bool, debug: bool,
-                  unsupported: bool) -> None:
+                  unsupported: bool, require: Requirement = Requirement.GLOBAL) -> None:
     """``--loss`` other than square, or ``--residual``: one file, routed to dlcert.beyond."""
     from dlcert.beyond import check_beyond
 
@@ -285,7 +286,7 @@ def _check_beyond(weights: list[Path], data: Path | None, layout: Layout | None,
     if output is not None:
         run_guarded(debug, lambda: write_output(output, report))
     emit(report, fmt, color, quiet)
-    raise typer.Exit(int(report.certificate.verdict.exit_code))
+    raise typer.Exit(int(gate_exit(require, report.certificate.verdict)))
 
 
 def report_plots(written: list[Path], errors: list[str], quiet: bool, internal: bool = False) -> ExitCode:

@@ -95,3 +95,8 @@ def test_residual_with_convex_loss(runner: CliRunner, tmp_path: Path) -> None:
     assert report["product_rank"] == 0
     assert report["verdict"] in ("strict_saddle", "not_critical", "inconclusive")
     assert any(t["id"] == "yun2018.cor2.3" and t["applies"] is False for t in report["theorems"])
+
+
+def test_require_applies_to_convex_checks(runner: CliRunner, classifier: Path) -> None:
+    result = runner.invoke(app, ["check", str(classifier), "--loss", "logistic", "--require", "critical"])
+    assert result.exit_code == 0, result.stderr  # a saddle is a critical point
