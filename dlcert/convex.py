@@ -487,7 +487,10 @@ class ConvexCertificate:
     hessian : dense network Hessian extremes (``method`` ``none`` when not computed).
     witness : escape witness of a saddle. reasons : the deciding reason first, then notes.
     tolerances : gtol and the rank cutoff. evidence : the :class:`ConvexEvidence` as a dict.
-    seconds : wall time.
+    seconds : wall time. theorems : extra theorem rows (``yun2018.cor2.3`` with ``--residual``).
+    distance_bound : at a global verdict, ``||grad f(R)||_F / mu`` with ``mu`` the smallest
+        eigenvalue of ``f''(R)`` (dy * dx <= 400): a bound on ``||R - R*||_F`` when f is quadratic
+        (square loss), a local estimate otherwise (see the note); ``None`` when not computed.
     """
 
     verdict: Verdict
@@ -513,6 +516,7 @@ class ConvexCertificate:
     evidence: dict[str, Any]
     seconds: float
     theorems: list[Any] = field(default_factory=list)
+    distance_bound: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema": "dlcert.check-convex/1"}
@@ -565,6 +569,12 @@ def certify_convex(weights: Sequence[Any], objective: Objective, *, loss_name: s
     verdict, reason, theorem = decide(ev)
     reasons = [reason, *notes(ev)]
     widths = [int(ws[0].shape[1])] + [int(w.shape[0]) for w in ws]
+    distance = None
+    if verdict == Verdict.GLOBAL_MINIMUM:
+        distance, note = _distance_bound(objective, _chain(ws, 1, len(ws), widths[0]), m.gradient_f_norm,
+                                         loss_name)
+        if note is not None:
+            reasons.append(note)
     return ConvexCertificate(
         verdict=verdict, rule=reason.code, theorem=theorem, message=reason.message, loss_name=loss_name,
         loss=m.loss, gradient_f_norm=m.gradient_f_norm, relative_f_gradient=ev.relative_f_gradient,
@@ -576,5 +586,27 @@ def certify_convex(weights: Sequence[Any], objective: Objective, *, loss_name: s
         witness=m.witness if verdict in (Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE,
                                          Verdict.INCONCLUSIVE) else None,
         reasons=reasons, tolerances={"gtol": tol, "rank_rtol": RANK_RTOL},
-        evidence=to_builtin(ev), seconds=time.perf_counter() - t0,
+        evidence=to_builtin(ev), seconds=time.perf_counter() - t0, distance_bound=distance,
     )
+
+
+def _distance_bound(obj: Objective, R: np.ndarray, gnorm: float,
+                    loss_name: str) -> tuple[float | None, Reason | None]:
+    """``||grad f(R)|| / lambda_min(f''(R))`` when f'' is positive definite at R (small R only)."""
+    n = R.size
+    if n > 400 or gnorm == 0.0:
+        return (0.0 if gnorm == 0.0 else None), None
+    H = np.array([obj.hvp(R, np.eye(1, n, c)[0].reshape(R.shape)).ravel() for c in range(n)])
+    lam = np.linalg.eigvalsh(0.5 * (H + H.T))
+    mu = float(lam[0])
+    if not mu > 1e3 * float(np.finfo(np.float64).eps) * n * float(abs(lam[-1])):
+        return None, Reason("note.not_strongly_convex",
+                            f"f''(R) is singular (smallest eigenvalue {mu:.3e}): no bound on the distance "
+                            "to a minimiser (minimisers may form a set, e.g. logits shifted by a constant)")
+    bound = gnorm / mu
+    if loss_name == "square":
+        return bound, Reason("note.distance_bound",
+                             f"||R - R*||_F <= ||grad f(R)||_F / lambda_min(f'') = {bound:.3e} (f quadratic)")
+    return bound, Reason("note.distance_bound",
+                         f"||R - R*||_F ~ ||grad f(R)||_F / lambda_min(f''(R)) = {bound:.3e}: a local "
+                         f"estimate (a bound where f'' >= {mu:.3e} on the segment to the minimiser)")

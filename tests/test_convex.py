@@ -303,3 +303,22 @@ def test_one_live_layer_in_four_is_non_strict(alive: int) -> None:
     assert cert.hessian["exactly_zero"] is True
     assert cert.witness is not None and cert.witness.order >= 3
     assert _confirm_with_numpy(obj, "logistic", ws, cert.witness.point) > 0
+
+
+def test_distance_bound_square_and_cross_entropy() -> None:
+    rng = np.random.default_rng(11)
+    X, Y = rng.normal(size=(3, 40)), rng.normal(size=(2, 40))
+    Rstar = Y @ X.T @ np.linalg.inv(X @ X.T)
+    R = Rstar + 1e-9 * rng.normal(size=Rstar.shape)
+    cert = certify_convex([np.eye(3), R], DataObjective(Square(), X, Y), loss_name="square", gtol=1e-6)
+    assert cert.verdict == Verdict.GLOBAL_MINIMUM
+    assert cert.distance_bound is not None
+    assert np.linalg.norm(R - Rstar) <= cert.distance_bound * (1 + 1e-6)
+    obj, _ = _problem("cross-entropy", rng)
+    res = minimize(lambda r: obj.value(r.reshape(3, 4)), np.zeros(12),
+                   jac=lambda r: obj.gradient(r.reshape(3, 4))[0].ravel(), method="BFGS",
+                   options={"gtol": 1e-12})
+    cert = certify_convex([np.eye(4), res.x.reshape(3, 4)], obj, loss_name="cross-entropy")
+    assert cert.verdict == Verdict.GLOBAL_MINIMUM
+    assert cert.distance_bound is None
+    assert any(r.code == "note.not_strongly_convex" for r in cert.reasons)
