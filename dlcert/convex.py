@@ -547,6 +547,17 @@ class ConvexCertificate:
         return "\n".join(lines) + "\n"
 
 
+def check_finite_point(objective: Objective, R: np.ndarray, loss_name: str) -> None:
+    """One-line error when the product, f or its gradient overflows float64."""
+    ok = bool(np.isfinite(R).all())
+    if ok:
+        G, scale = objective.gradient(R)
+        ok = math.isfinite(objective.value(R)) and bool(np.isfinite(G).all()) and math.isfinite(scale)
+    if not ok:
+        raise InputError(f"the {loss_name} loss or its gradient is not finite at this point: the product "
+                         "W_N...W_1 or its outputs overflow float64")
+
+
 def default_gtol(eps: float) -> float:
     """1e-6 for float64 input, ``10 sqrt(eps)`` for coarser input (docs/losses.md)."""
     return max(1e-6, 10.0 * math.sqrt(eps)) if eps > 1e-15 else 1e-6
@@ -561,11 +572,10 @@ def certify_convex(weights: Sequence[Any], objective: Objective, *, loss_name: s
     if gtol is not None and not (0 < gtol < math.inf):
         raise InputError(f"gtol is {gtol!r}; expected a positive finite number")
     tol = gtol if gtol is not None else default_gtol(eps)
-    with np.errstate(over="ignore", under="ignore"):
+    with np.errstate(all="ignore"):
+        check_finite_point(objective, _chain(ws, 1, len(ws), int(ws[0].shape[1])), loss_name)
         m = measure(ws, objective, loss_name, tol, radius=radius)
     ev = m.evidence
-    if not math.isfinite(m.loss):
-        raise InputError(f"the {loss_name} loss is not finite at this point (outputs overflow)")
     verdict, reason, theorem = decide(ev)
     reasons = [reason, *notes(ev)]
     widths = [int(ws[0].shape[1])] + [int(w.shape[0]) for w in ws]

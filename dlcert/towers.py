@@ -33,6 +33,7 @@ from dlcert.convex import (
     _lanczos,
     _products,
     _routed_witness,
+    check_finite_point,
     decide,
     default_gtol,
     network_hvp,
@@ -135,8 +136,17 @@ def certify_towers(towers: Sequence[Sequence[Any]], objective: Objective, *, los
         if ws[0].shape[1] != dx or ws[-1].shape[0] != dy:
             raise InputError(f"tower T{t} maps {ws[0].shape[1]} -> {ws[-1].shape[0]}; T1 maps {dx} -> {dy}")
     tol = gtol if gtol is not None else default_gtol(eps)
-    Rs = [_chain(ws, 1, len(ws), dx) for ws in tws]
-    R = sum(Rs, np.zeros((dy, dx)))
+    with np.errstate(all="ignore"):
+        Rs = [_chain(ws, 1, len(ws), dx) for ws in tws]
+        R = sum(Rs, np.zeros((dy, dx)))
+        check_finite_point(objective, R, loss_name)
+        return _certify_towers(tws, Rs, R, objective, loss_name, tol, radius, dense_params, seed, t0)
+
+
+def _certify_towers(tws: list[tuple[np.ndarray, ...]], Rs: list[np.ndarray], R: np.ndarray,
+                    objective: Objective, loss_name: str, tol: float, radius: float, dense_params: int,
+                    seed: int, t0: float) -> ConvexCertificate:
+    dx, dy = int(tws[0][0].shape[1]), int(tws[0][-1].shape[0])
     G, scale = objective.gradient(R)
     gnorm = float(np.linalg.norm(G))
     rel_f = gnorm / scale if scale > 0 else (0.0 if gnorm == 0 else math.inf)
@@ -219,8 +229,6 @@ def certify_towers(towers: Sequence[Sequence[Any]], objective: Objective, *, los
     )
     verdict, reason, theorem = decide(ev)
     loss = objective.value(R)
-    if not math.isfinite(loss):
-        raise InputError(f"the {loss_name} loss is not finite at this point (outputs overflow)")
     return ConvexCertificate(
         verdict=verdict, rule=reason.code, theorem=theorem, message=reason.message, loss_name=loss_name,
         loss=loss, gradient_f_norm=gnorm, relative_f_gradient=rel_f, relative_gradient_norm=rel,

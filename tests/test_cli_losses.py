@@ -100,3 +100,12 @@ def test_residual_with_convex_loss(runner: CliRunner, tmp_path: Path) -> None:
 def test_require_applies_to_convex_checks(runner: CliRunner, classifier: Path) -> None:
     result = runner.invoke(app, ["check", str(classifier), "--loss", "logistic", "--require", "critical"])
     assert result.exit_code == 0, result.stderr  # a saddle is a critical point
+
+
+def test_overflow_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "big.npz", W1=1e200 * np.ones((2, 3)), W2=1e200 * np.ones((1, 2)),
+             X=rng.normal(size=(3, 20)), Y=(rng.random((1, 20)) < 0.5).astype(float))
+    result = runner.invoke(app, ["check", str(tmp_path / "big.npz"), "--loss", "logistic"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "overflow" in result.stderr
