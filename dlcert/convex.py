@@ -32,6 +32,7 @@ from dlcert.validation import check_weight_chain
 DENSE_PARAMS = 400  # dense network Hessian (n HVPs + eigh) up to this many parameters
 LP_LIMIT = 2_000_000  # attainment LP only when m * dy * dx is at most this
 RANK_RTOL = 1e-9
+NEAR_STATIONARY = 100.0  # grad f(R) within this factor of gtol is neither stationary nor a saddle's
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,12 @@ CONVEX_RULES: tuple[ConvexRule, ...] = (
                lambda e: (f"grad f(R) = 0 within tolerance (relative {_g(e.relative_f_gradient)} <= gtol "
                           f"{e.gtol:.1e}): R minimises the convex f over all matrices, so W is a global "
                           "minimum of the network")),
+    ConvexRule("inconclusive.near_stationary", Verdict.INCONCLUSIVE, lambda e: None,
+               lambda e: e.relative_f_gradient <= NEAR_STATIONARY * e.gtol,
+               lambda e: (f"grad f(R) is small but not zero within tolerance (relative "
+                          f"{_g(e.relative_f_gradient)}, gtol {e.gtol:.1e}): too close to a minimiser of f "
+                          "to call the point a saddle; "
+                          "train further or raise --gtol")),
     ConvexRule("inconclusive.rank_ambiguous", Verdict.INCONCLUSIVE, lambda e: None,
                lambda e: e.rank_ambiguous,
                lambda e: "a singular value of R lies near the rank cutoff: rank R is ambiguous"),

@@ -236,6 +236,7 @@ BASE = ConvexEvidence(relative_gradient=0.0, relative_f_gradient=0.5, gtol=1e-6,
     ({"relative_gradient": 1.0, "attained": False}, "not_critical.infimum_not_attained"),
     ({"relative_gradient": 1.0}, "not_critical.gradient"),
     ({"relative_f_gradient": 1e-9}, "global.convex_stationary"),
+    ({"relative_f_gradient": 1e-5}, "inconclusive.near_stationary"),
     ({"rank_ambiguous": True}, "inconclusive.rank_ambiguous"),
     ({"witness_order": None}, "inconclusive.witness_not_confirmed"),
     ({}, "strict.negative_curvature"),
@@ -253,7 +254,7 @@ def test_every_rule_reached(changes: dict[str, object], code: str) -> None:
 
 def test_every_rule_has_a_test() -> None:
     codes = {r.code for r in CONVEX_RULES}
-    assert len(codes) == len(CONVEX_RULES) == 10
+    assert len(codes) == len(CONVEX_RULES) == 11
 
 
 def _square_rank_one_points(seed: int) -> tuple[DataObjective, list[list[np.ndarray]]]:
