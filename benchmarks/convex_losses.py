@@ -69,9 +69,10 @@ def main() -> None:
     labels = np.array([rng.choice(3, p=np.exp(z) / np.exp(z).sum()) for z in (W3 @ X).T])
     Yc = np.eye(3)[:, labels]
     obj_ce = DataObjective(CrossEntropy(), X, Yc, chunk=4096)
-    cases.append(("cross-entropy, widths 8-5-3, trained", obj_ce, train(obj_ce, [dx, 5, 3], 2), "cross-entropy"))
-    cases.append(("logistic, zero weights 8-4-4-1", obj, [np.zeros((4, dx)), np.zeros((4, 4)), np.zeros((1, 4))],
-                  "logistic"))
+    trained_ce = train(obj_ce, [dx, 5, 3], 2)
+    cases.append(("cross-entropy, widths 8-5-3, trained", obj_ce, trained_ce, "cross-entropy"))
+    zeros = [np.zeros((4, dx)), np.zeros((4, 4)), np.zeros((1, 4))]
+    cases.append(("logistic, zero weights 8-4-4-1", obj, zeros, "logistic"))
     ysep = (X[0] > 0).astype(float)[None]
     obj_sep = DataObjective(Logistic(), X[:, :2000], ysep[:, :2000])
     cases.append(("logistic, separable data, trained", obj_sep, train(obj_sep, [dx, 4, 1], 3), "logistic"))
@@ -97,13 +98,13 @@ def main() -> None:
     cert = certify([np.eye(d) + a for a in As], stats)
     row = yun_cor23(As, cert.tolerances.rank_rtol)
     dt = time.perf_counter() - t0
-    print(f"residual stack 4 x {d}x{d} (square): {cert.verdict.value} [{cert.rule}]; yun2018.cor2.3 applies "
-          f"{row.applies} holds {row.holds} max sigma_max(A_i) {row.evidence['max_sigma_max']:.3f}; {dt:.2f} s")
+    print(f"residual stack 4 x {d}x{d} (square): {cert.verdict.value} [{cert.rule}]; yun2018.cor2.3 "
+          f"applies {row.applies} holds {row.holds} max sigma_max(A_i) {row.evidence['max_sigma_max']:.3f}; "
+          f"{dt:.2f} s")
     # HVP cost per sample relative to one pass of f
-    Rl = ws_prod = cases[0][2][-1]
+    Rl = cases[0][2][-1]
     for w in reversed(cases[0][2][:-1]):
-        ws_prod = ws_prod @ w
-    Rl = ws_prod
+        Rl = Rl @ w
     D = rng.normal(size=Rl.shape)
     t0 = time.perf_counter()
     obj.value(Rl)
