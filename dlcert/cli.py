@@ -27,7 +27,7 @@ from dlcert.engines import Engine, compute_statistics
 from dlcert.errors import DlcertError, InputError
 from dlcert.formats import format_of
 from dlcert.frameworks import LINEAR_NOTE
-from dlcert.gate import DESCRIPTIONS, Requirement, gate_table_text
+from dlcert.gate import DESCRIPTIONS, Requirement, gate_exit, gate_table_text
 from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.io import (
     Layout,
@@ -215,12 +215,18 @@ def check(
     polish: Annotated[bool, typer.Option("--polish", help="Also polish the point (full-batch Levenberg-Marquardt on the gradient; L-BFGS if that stalls) to the nearest critical point and certify that; the stored point's verdict and exit code stay its own.")] = False,
     polish_out: Annotated[Path | None, typer.Option("--polish-out", help="Save the polished point here (.npz W1..WN; implies --polish).")] = None,
     key: Annotated[str | None, typer.Option("--key", help="Entry of a training-loop checkpoint holding the state_dict (a/b for nested); default: the only dict of tensors.")] = None,
+    loss_name: Annotated[str, typer.Option("--loss", help="Loss of the end-to-end matrix: square (default; statistics suffice), logistic, cross-entropy or huber[:DELTA] (these need raw X, Y; docs/losses.md).")] = "square",
+    residual: Annotated[bool, typer.Option("--residual", help="The file holds A_1..A_N of a residual network: the layers are I + A_i (square, one width); adds yun2018.cor2.3.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Certify points: global minimum, strict or non-strict saddle, or not critical.
 
     When GITHUB_STEP_SUMMARY is set (GitHub Actions), a Markdown summary is appended to it.
     """
+    if residual or loss_name.strip().lower() != "square" or _towers(weights):
+        _check_beyond(weights, data, layout, loss_name, residual, gtol, ftol, witness, fmt, output, color,
+                      quiet, debug, polish or polish_out is not None or plot is not None or junit_xml is not None,
+                      require)
     options = run_guarded(debug, lambda: CheckOptions(gtol, ftol, layout, eigs, time_budget))
     polish = polish or polish_out is not None
     for flag, used in (("--witness", witness is not None), ("--polish", polish)):
@@ -264,6 +270,32 @@ def check(
     if fmt != CheckFormat.GITHUB:
         emit(report, fmt, color, quiet)
     raise typer.Exit(int(code))
+
+
+def _towers(weights: list[Path]) -> bool:
+    from dlcert.beyond import is_towers_file
+
+    return len(weights) == 1 and is_towers_file(weights[0])
+
+
+def _check_beyond(weights: list[Path], data: Path | None, layout: Layout | None, loss_name: str,
+                  residual: bool, gtol: float | None, ftol: float | None, witness: Path | None,
+                  fmt: CheckFormat, output: Path | None, color: ColorMode, quiet: bool, debug: bool,
+                  unsupported: bool, require: Requirement = Requirement.GLOBAL) -> None:
+    """``--loss`` other than square, or ``--residual``: one file, routed to dlcert.beyond."""
+    from dlcert.beyond import check_beyond
+
+    if len(weights) > 1 or unsupported or fmt == CheckFormat.GITHUB:
+        raise fail("error: --loss/--residual take a single WEIGHTS file, -f text|json|yaml, and no "
+                   "--polish/--plot/--junit-xml", ExitCode.INPUT_ERROR)
+    inputs = input_paths([weights[0], data])
+    run_guarded(debug, lambda: _check_outputs(inputs, witness=witness, junit_xml=None, output=output))
+    report = run_guarded(debug, lambda: check_beyond(weights[0], data, layout, loss_name, residual, gtol, ftol,
+                                                     witness))
+    if output is not None:
+        run_guarded(debug, lambda: write_output(output, report))
+    emit(report, fmt, color, quiet)
+    raise typer.Exit(int(gate_exit(require, report.certificate.verdict)))
 
 
 def report_plots(written: list[Path], errors: list[str], quiet: bool, internal: bool = False) -> ExitCode:

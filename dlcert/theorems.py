@@ -3,12 +3,13 @@ and what follows — with the measured numbers.
 
 Stable ids: ``kawaguchi2016.thm2.3``, ``kawaguchi2016.thm2.3.iv``, ``kawaguchi2016.cor2.4``,
 ``lu_kawaguchi2017.thm2.3``, ``yun2018.thm2.1``, ``yun2018.thm2.2``, ``yun2018.prop3.6``,
-``zhang2019.cor1``, ``zhang2019.thm2``, ``achour2021``.
+``zhang2019.cor1``, ``zhang2019.thm2``, ``achour2021``; with ``--residual`` also ``yun2018.cor2.3``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,3 +278,28 @@ def _achour(a: Assumptions, pt: PointFacts | None) -> TheoremCheck:
     elif not applies:
         concl = "assumptions not met (needs Sxx invertible, Syx full rank)"
     return TheoremCheck("achour2021", applies, holds if applies else None, concl, ev)
+
+
+def yun_cor23(residuals: Sequence[np.ndarray], rank_rtol: float, square_loss: bool = True) -> TheoremCheck:
+    """``yun2018.cor2.3`` (Hardt & Ma 2017 Thm 2.2 without det R > 0) for layers ``I + A_i``.
+
+    applies : square loss, every width equal to d (checked at load) and ``max_i sigma_max(A_i) < 1``.
+    holds : ``rank(R) = d`` for ``R = (I + A_N)...(I + A_1)`` (relative cutoff ``rank_rtol``).
+    With both, Thm 2.1 (k = d = min(dx, dy)) makes every critical point a global minimum.
+    """
+    d = int(residuals[0].shape[0])
+    smax = max((float(np.linalg.norm(a, 2)) for a in residuals), default=0.0)
+    R = np.eye(d)
+    for a in residuals:
+        R = (np.eye(d) + a) @ R
+    rank = numerical_rank(R, rank_rtol).rank
+    applies = square_loss and smax < 1.0
+    if applies:
+        concl = ("sigma_max(A_i) < 1 for all i: the product is full rank and every critical point is a "
+                 "global minimum (with Thm 2.1's data assumptions)")
+    elif not square_loss:
+        concl = "stated for the square loss: not applied to this loss"
+    else:
+        concl = f"max sigma_max(A_i) = {smax:.3g} >= 1: the corollary does not apply"
+    return TheoremCheck("yun2018.cor2.3", applies, (rank == d) if applies else None, concl,
+                        {"max_sigma_max": smax, "product_rank": rank, "d": d, "product_full_rank": rank == d})
