@@ -37,6 +37,7 @@ from dlcert.statistics import eps_of
 from dlcert.theorems import yun_cor23
 from dlcert.towers import TOWER_KEY, StatisticsObjective, certify_towers, tower_arrays
 from dlcert.validation import check_data, check_statistics
+from dlcert.writer import write_atomic
 
 STATS_ONLY = ("Sxx", "Syx", "syy", "m")
 
@@ -93,12 +94,12 @@ def load_raw(weights_path: Path, data_path: Path | None, layout: Layout | None,
 
 def is_towers_file(path: Path) -> bool:
     """Whether an .npz names towers ``T1.W1 ..`` (reads only the member names)."""
-    if Path(path).suffix.lower() != ".npz" or not Path(path).is_file():
-        return False
-    try:
+    try:  # a name the OS refuses (too long, say) is not a towers file; loading says what is wrong
+        if Path(path).suffix.lower() != ".npz" or not Path(path).is_file():
+            return False
         with zipfile.ZipFile(path) as zf:
             return any(TOWER_KEY.match(n.removesuffix(".npy")) for n in zf.namelist())
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, ValueError, zipfile.BadZipFile):
         return False
 
 
@@ -138,7 +139,8 @@ def check_towers(weights_path: Path, data_path: Path | None, layout: Layout | No
             for j in range(1, n + 1):
                 out[f"T{t}.W{j}"] = cert.witness.point[i]
                 i += 1
-        np.savez(witness_out, **out)  # type: ignore[arg-type]
+        write_atomic(Path(witness_out), lambda f: np.savez(f, **out), inputs=[weights_path, data_path],  # type: ignore[arg-type]
+                     what="the witness")
     return ConvexReport(cert)
 
 

@@ -709,8 +709,10 @@ def _stats(d: Path, base: Base) -> list[Case]:
     add("stats-syy-scaled-down", {"syy": np.array(1e-3 * float(good["syy"]))}, "syy = ",
         "smaller than the part of Y that X explains")
     add("stats-Syx-scaled-up", {"Syx": 1e3 * good["Syx"]}, "smaller than the part of Y that X explains")
-    add("stats-Sxx-huge", {"Sxx": 1e200 * good["Sxx"]}, "Sxx has an entry of magnitude", "rescale")
-    add("stats-syy-huge", {"syy": np.array(1e300)}, "syy has an entry of magnitude", "rescale")
+    # Huge but finite statistics are data at another scale (certified after exact rescaling);
+    # statistics that overflowed are refused.
+    add("stats-Sxx-overflowed", {"Sxx": np.full_like(good["Sxx"], np.inf)}, "Sxx", "non-finite")
+    add("stats-syy-overflowed", {"syy": np.array(np.inf)}, "syy", "finite")
     add("stats-syy-vector", {"syy": np.array([1.0, 2.0])}, "syy has shape (2,)")
     add("stats-syy-matrix", {"syy": np.ones((1, 1))}, "syy has shape (1, 1)")
     add("stats-m-zero", {"m": np.array(0)}, "m is 0; expected a positive integer")
