@@ -39,7 +39,8 @@ def main() -> None:
     w = cert.witness
     print(f"widths {widths}, {n} parameters: {cert.verdict.value} [{cert.rule}] in {wall:.1f} s; "
           f"hessian {cert.hessian.method} lambda_min {cert.hessian.min_eigenvalue} "
-          f"(converged {cert.hessian.converged}, {cert.hessian.hvp_count} HVPs, {cert.hessian.seconds:.1f} s)")
+          f"(converged {cert.hessian.converged}, {cert.hessian.hvp_count} HVPs, "
+          f"{cert.hessian.seconds:.1f} s)")
     if w is not None:
         t = time.perf_counter()
         rc = recheck(c.weights, w.point, stats, claimed_radius=w.radius, order=w.order)
