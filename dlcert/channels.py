@@ -61,8 +61,12 @@ def strongest_channel(
     if n < 2 or e_norm == 0.0:
         return best, directions
     check_deadline(deadline)
-    nz = {layer: null_space(cache.A[layer - 1], rtol) for layer in range(1, n + 1)}
-    ny = {layer: null_space((cache.B[layer - 1] @ wh.S).T, rtol) for layer in range(1, n + 1)}
+    nz: dict[int, np.ndarray] = {}
+    ny: dict[int, np.ndarray] = {}
+    for layer in range(1, n + 1):
+        check_deadline(deadline)
+        nz[layer] = null_space(cache.A[layer - 1], rtol)
+        ny[layer] = null_space((cache.B[layer - 1] @ wh.S).T, rtol)
     for l1, l2 in channel_pairs(n):
         check_deadline(deadline)
         A2, B1 = cache.A[l2 - 1], cache.B[l1 - 1]

@@ -286,6 +286,9 @@ def spectrum(
     stop = min(deadline, t0 + time_budget)
     engine = HVPEngine(stats, cache)
     n = engine.n
+    if t0 >= stop:  # nothing left, not even one product (at 4e6 parameters an HVP takes seconds)
+        method = "dense" if n <= dense_limit else "lobpcg"
+        return HessianSpectrum(None, None, method, False, 0, None, 0.0, None, [], 0), None
     rq: float | None = None
     seeds: list[np.ndarray] = []
     for d in ([direction] if direction is not None else []) + list(directions):

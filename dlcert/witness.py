@@ -403,6 +403,7 @@ def evaluate(
     t = best_step(a, radius)
     if t == 0.0:
         return None
+    check_deadline(deadline)
     point = tuple(w + t * v for w, v in zip(weights, direction.V, strict=True))
     decrease, rounding = stable_decrease(weights, point, stats, cache.E)
     if not decrease > rounding:
