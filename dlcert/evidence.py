@@ -102,11 +102,27 @@ def _norm2(a: np.ndarray) -> float:
     return float(np.linalg.norm(a, 2)) if a.size and np.any(a) else 0.0
 
 
-def products_scale(cache: PointCache, S: np.ndarray) -> float:
+class LayerNorms:
+    """Spectral norms ``||A_j||``, ``||B_j||``, ``||B_j S||`` computed once per point (each is an SVD
+    of up to d x d: at 4e6 parameters the same norms cost seconds every time they are redone)."""
+
+    def __init__(self, cache: PointCache, S: np.ndarray) -> None:
+        self.A = [_norm2(a) for a in cache.A]
+        self.BS = [_norm2(b @ S) for b in cache.B]
+        self._cache = cache
+        self._B: list[float] | None = None
+
+    @property
+    def B(self) -> list[float]:
+        if self._B is None:
+            self._B = [_norm2(b) for b in self._cache.B]
+        return self._B
+
+
+def products_scale(cache: PointCache, S: np.ndarray, norms: LayerNorms | None = None) -> float:
     """``sum_j ||A_j|| ||W_j|| ||B_j S||`` (spectral norms): what rounding of the layers scales with."""
-    return sum(
-        _norm2(cache.A[j]) * _norm2(w) * _norm2(cache.B[j] @ S) for j, w in enumerate(cache.weights)
-    )
+    nm = norms or LayerNorms(cache, S)
+    return sum(nm.A[j] * _norm2(w) * nm.BS[j] for j, w in enumerate(cache.weights))
 
 
 def diagonal_curvature(cache: PointCache, S: np.ndarray) -> float:
@@ -125,13 +141,14 @@ def cache_params(cache: PointCache) -> int:
     return sum(int(w.size) for w in cache.weights)
 
 
-def hessian_scale(cache: PointCache, S: np.ndarray) -> float:
+def hessian_scale(cache: PointCache, S: np.ndarray, norms: LayerNorms | None = None) -> float:
     """The magnitude of the terms the Hessian is summed from (its rounding is eps times this):
     ``(sum_j ||A_j|| ||B_j S||)^2 + ||E|| (sum_j ||A_j||) (sum_i ||B_i||)`` (the second term bounds
     the residual terms ``A_j^T E B_i^T`` that couple layers). Unlike ``max |lambda|`` it does not
     vanish when cancellation makes the Hessian itself tiny."""
-    gn = sum(_norm2(a) * _norm2(b @ S) for a, b in zip(cache.A, cache.B, strict=True))
-    en = _norm2(cache.E) * sum(_norm2(a) for a in cache.A) * sum(_norm2(b) for b in cache.B)
+    nm = norms or LayerNorms(cache, S)
+    gn = sum(a * b for a, b in zip(nm.A, nm.BS, strict=True))
+    en = _norm2(cache.E) * sum(nm.A) * sum(nm.B)
     return gn * gn + en
 
 
@@ -204,7 +221,8 @@ def measure(
     gnorms = [frobenius(g) for g in grads]
     rel = relative_gradient_norms(cache, grads, stats)
     y_norm = math.sqrt(stats.syy)
-    kappa = products_scale(cache, wh.S) / y_norm if y_norm > 0 else 0.0
+    layer_norms = LayerNorms(cache, wh.S)
+    kappa = products_scale(cache, wh.S, layer_norms) / y_norm if y_norm > 0 else 0.0
     floor = weights_eps * kappa
     value_floor = 16.0 * weights_eps**2 * diagonal_curvature(cache, wh.S) / (3.0 * stats.syy)
     tol = with_gradient_floor(tol, floor, max(rel), value_floor)
@@ -309,7 +327,7 @@ def measure(
         if budget_note is None and not spec.converged and time.perf_counter() > deadline:
             budget_note = (f"the time budget of {time_budget:g} s ended the eigen-solver before "
                            "convergence (converged: false)")
-        h_scale = hessian_scale(cache, wh.S)
+        h_scale = hessian_scale(cache, wh.S, layer_norms)
         scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0), h_scale)
         threshold = tol.hessian_rtol * scale
         if spec.method == "dense" and spec.min_eigenvalue_error is not None:
