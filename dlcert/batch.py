@@ -87,7 +87,7 @@ class CheckOptions:
     gtol, ftol : relative tolerances (``None``: derived from the input precision).
     layout : data layout (``None``: inferred).
     n_extremes : how many smallest Hessian eigenvalues to report.
-    time_budget : seconds for the iterative eigen-solver, per check.
+    time_budget : seconds for each whole check (searches and eigen-solver; dlcert.budget).
     dense_limit : parameter count up to which the Hessian is formed densely.
     """
 

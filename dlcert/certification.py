@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dlcert.budget import deadline_after
 from dlcert.certificate import Certificate, HessianSpectrum, Reason, Verdict, Witness, to_builtin
 from dlcert.errors import InputError
 from dlcert.evidence import measure
@@ -22,6 +23,7 @@ from dlcert.optimum import ols_loss, optimal_loss
 from dlcert.products import widths_of
 from dlcert.rules import decide, notes
 from dlcert.statistics import Statistics, eps_of
+from dlcert.threads import blas_threads, limit_for
 from dlcert.tolerances import default_tolerances
 from dlcert.validation import check_statistics, check_weight_chain
 
@@ -45,7 +47,10 @@ def certify(
     precision of the weights and the statistics; ``docs/tolerances.md``). Raises
     :class:`~dlcert.errors.InputError` on invalid input, with the same one-line messages as the
     command line.
+    The check stops its searches ``time_budget`` seconds after this call starts
+    (:mod:`dlcert.budget`); an unfinished search yields ``inconclusive``, never a certificate.
     """
+    deadline = deadline_after(time_budget)
     raw_eps = eps_of(*[w for w in weights if isinstance(w, np.ndarray)])
     ws = check_weight_chain(list(weights), "weights")
     stats = _checked_statistics(stats, ws)
@@ -58,11 +63,15 @@ def certify(
     eps_all = eps if eps is not None else max(raw_eps, stats.eps)
     widths = widths_of(ws)
     tol = default_tolerances(eps_all, widths, gtol, ftol)
-    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+    # Small problems run on one BLAS thread: threads cost more than they save on small matrices,
+    # and far more on a shared machine (dlcert.threads).
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"), \
+            blas_threads(limit_for(max(widths))):
         nws, nstats, norm = normalize(ws, stats)
         scaled_radius = None if radius is None else _scaled_radius(radius, norm)
         m = measure(nws, nstats, tol, weights_eps=weights_eps, dense_limit=dense_limit,
-                    time_budget=time_budget, n_extremes=n_extremes, radius=scaled_radius, seed=seed)
+                    time_budget=time_budget, n_extremes=n_extremes, radius=scaled_radius, seed=seed,
+                    deadline=deadline)
     ev = m.evidence
     if not all(math.isfinite(x) for x in (ev.relative_gradient, ev.relative_gap, m.loss)) and not (
         ev.relative_gradient == math.inf
@@ -73,6 +82,8 @@ def certify(
         )
     verdict, reason = decide(ev)
     reasons: list[Reason] = [reason, *notes(ev)]
+    if m.budget_note is not None:
+        reasons.append(Reason("note.time_budget", m.budget_note))
     witness = _stored_witness(m.witness, norm, ws) if verdict in (
         Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE) else None
     if witness is None and verdict in (Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE):

@@ -19,8 +19,11 @@ This module measures the channels and builds their directions; nothing here deci
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from dlcert.budget import check_deadline
 from dlcert.certificate import Channel
 from dlcert.objective import PointCache
 from dlcert.optimum import Whitening
@@ -43,9 +46,13 @@ def channel_pairs(n: int, limit: int = 4096) -> list[tuple[int, int]]:
 
 
 def strongest_channel(
-    cache: PointCache, wh: Whitening, rtol: float
+    cache: PointCache, wh: Whitening, rtol: float, *, deadline: float = math.inf
 ) -> tuple[Channel, list[tuple[np.ndarray, ...]]]:
-    """The strongest channel and the order-2 directions (one per channel found, unit norm)."""
+    """The strongest channel and the order-2 directions (one per channel found, unit norm).
+
+    Raises :class:`dlcert.budget.OutOfTime` when ``deadline`` passes: a partial search would
+    understate the strength, so there is no partial answer.
+    """
     W = cache.weights
     n = len(W)
     e_norm = _norm2(cache.E)
@@ -53,9 +60,15 @@ def strongest_channel(
     directions: list[tuple[np.ndarray, ...]] = []
     if n < 2 or e_norm == 0.0:
         return best, directions
-    nz = {layer: null_space(cache.A[layer - 1], rtol) for layer in range(1, n + 1)}
-    ny = {layer: null_space((cache.B[layer - 1] @ wh.S).T, rtol) for layer in range(1, n + 1)}
+    check_deadline(deadline)
+    nz: dict[int, np.ndarray] = {}
+    ny: dict[int, np.ndarray] = {}
+    for layer in range(1, n + 1):
+        check_deadline(deadline)
+        nz[layer] = null_space(cache.A[layer - 1], rtol)
+        ny[layer] = null_space((cache.B[layer - 1] @ wh.S).T, rtol)
     for l1, l2 in channel_pairs(n):
+        check_deadline(deadline)
         A2, B1 = cache.A[l2 - 1], cache.B[l1 - 1]
         G = A2.T @ cache.E @ B1.T
         scale_g = _norm2(A2) * e_norm * _norm2(B1)

@@ -16,7 +16,6 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from dlcert import __version__
 from dlcert.batch import CheckOptions, most_severe, run_batch, specs_for
@@ -204,7 +203,7 @@ def check(
     witness: Annotated[Path | None, typer.Option("--witness", help="Save the escape witness W' here (.npz).")] = None,
     layout: LayoutOpt = None,
     eigs: Annotated[int, typer.Option(min=0, help="Also report this many smallest Hessian eigenvalues.")] = 0,
-    time_budget: Annotated[float, typer.Option(min=0.0, help="Seconds for the iterative eigen-solver.")] = DEFAULT_TIME_BUDGET,
+    time_budget: Annotated[float, typer.Option(min=0.0, help="Seconds for the whole check: searches and eigen-solver.")] = DEFAULT_TIME_BUDGET,
     require: RequireOpt = Requirement.GLOBAL,
     junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Also write a JUnit XML report here.")] = None,
     output: OutputOpt = None,
@@ -350,6 +349,8 @@ def _save_witness(path: Path, cert: Certificate, source: Path, inputs: list[Path
 def stderr_progress(description: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr (only when stderr really is a terminal -- ``FORCE_COLOR``
     in a CI log does not count -- and never with ``-q``); yields a ``(done, total)`` callback."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
     console = Console(stderr=True)
     on_terminal = console.is_terminal and sys.stderr.isatty()
     with Progress(

@@ -23,12 +23,14 @@ Error bounds recorded here (``docs/tolerances.md``):
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from dlcert.assumptions import Assumptions, measure_assumptions
+from dlcert.budget import OutOfTime, check_deadline
 from dlcert.certificate import (
     Channel,
     CriticalValue,
@@ -94,17 +96,34 @@ class Measurements:
     theorems: list[TheoremCheck]
     witness: Witness | None
     channel: Channel | None
+    budget_note: str | None = None
 
 
 def _norm2(a: np.ndarray) -> float:
     return float(np.linalg.norm(a, 2)) if a.size and np.any(a) else 0.0
 
 
-def products_scale(cache: PointCache, S: np.ndarray) -> float:
+class LayerNorms:
+    """Spectral norms ``||A_j||``, ``||B_j||``, ``||B_j S||`` computed once per point (each is an SVD
+    of up to d x d: at 4e6 parameters the same norms cost seconds every time they are redone)."""
+
+    def __init__(self, cache: PointCache, S: np.ndarray) -> None:
+        self.A = [_norm2(a) for a in cache.A]
+        self.BS = [_norm2(b @ S) for b in cache.B]
+        self._cache = cache
+        self._B: list[float] | None = None
+
+    @property
+    def B(self) -> list[float]:
+        if self._B is None:
+            self._B = [_norm2(b) for b in self._cache.B]
+        return self._B
+
+
+def products_scale(cache: PointCache, S: np.ndarray, norms: LayerNorms | None = None) -> float:
     """``sum_j ||A_j|| ||W_j|| ||B_j S||`` (spectral norms): what rounding of the layers scales with."""
-    return sum(
-        _norm2(cache.A[j]) * _norm2(w) * _norm2(cache.B[j] @ S) for j, w in enumerate(cache.weights)
-    )
+    nm = norms or LayerNorms(cache, S)
+    return sum(nm.A[j] * _norm2(w) * nm.BS[j] for j, w in enumerate(cache.weights))
 
 
 def diagonal_curvature(cache: PointCache, S: np.ndarray) -> float:
@@ -123,13 +142,14 @@ def cache_params(cache: PointCache) -> int:
     return sum(int(w.size) for w in cache.weights)
 
 
-def hessian_scale(cache: PointCache, S: np.ndarray) -> float:
+def hessian_scale(cache: PointCache, S: np.ndarray, norms: LayerNorms | None = None) -> float:
     """The magnitude of the terms the Hessian is summed from (its rounding is eps times this):
     ``(sum_j ||A_j|| ||B_j S||)^2 + ||E|| (sum_j ||A_j||) (sum_i ||B_i||)`` (the second term bounds
     the residual terms ``A_j^T E B_i^T`` that couple layers). Unlike ``max |lambda|`` it does not
     vanish when cancellation makes the Hessian itself tiny."""
-    gn = sum(_norm2(a) * _norm2(b @ S) for a, b in zip(cache.A, cache.B, strict=True))
-    en = _norm2(cache.E) * sum(_norm2(a) for a in cache.A) * sum(_norm2(b) for b in cache.B)
+    nm = norms or LayerNorms(cache, S)
+    gn = sum(a * b for a, b in zip(nm.A, nm.BS, strict=True))
+    en = _norm2(cache.E) * sum(nm.A) * sum(nm.B)
     return gn * gn + en
 
 
@@ -183,8 +203,15 @@ def measure(
     n_extremes: int,
     radius: float | None,
     seed: int,
+    deadline: float = math.inf,
 ) -> Measurements:
-    """Measure everything at ``weights`` (already normalized) for ``stats``."""
+    """Measure everything at ``weights`` (already normalized) for ``stats``.
+
+    ``deadline`` (a ``time.perf_counter()`` value, :mod:`dlcert.budget`) bounds the searches:
+    channel and witness search, eigen-solver. A search the deadline cuts short leaves no partial
+    answer (no channel strength, no witness; the spectrum ``converged: false``), and
+    :attr:`Measurements.budget_note` says which phase ran out.
+    """
     ws = weights
     n = len(ws)
     widths = [int(ws[0].shape[1])] + [int(w.shape[0]) for w in ws]
@@ -195,7 +222,8 @@ def measure(
     gnorms = [frobenius(g) for g in grads]
     rel = relative_gradient_norms(cache, grads, stats)
     y_norm = math.sqrt(stats.syy)
-    kappa = products_scale(cache, wh.S) / y_norm if y_norm > 0 else 0.0
+    layer_norms = LayerNorms(cache, wh.S)
+    kappa = products_scale(cache, wh.S, layer_norms) / y_norm if y_norm > 0 else 0.0
     floor = weights_eps * kappa
     value_floor = 16.0 * weights_eps**2 * diagonal_curvature(cache, wh.S) / (3.0 * stats.syy)
     tol = with_gradient_floor(tol, floor, max(rel), value_floor)
@@ -272,23 +300,35 @@ def measure(
     failure = False
     rel_gap = gap / half_syy
     channel: Channel | None = None
+    budget_note: str | None = None
     if critical:
         curvature_dir = None
         if rel_gap > tol.ftol or rule.decision in ("strict_saddle", "non_strict_saddle"):
-            channel, channel_dirs = strongest_channel(cache, wh, tol.rank_rtol)
-            extra = [Direction(V, tuple(i + 1 for i, v in enumerate(V) if np.any(v)), "channel")
-                     for V in channel_dirs]
-            witness, curvature_dir = find_witness(
-                ws, stats, wh, cache, tol.rank_rtol, index_set=learned, radius=radius,
-                min_preferred_order=3 if rule.decision == "non_strict_saddle" else 2,
-                extra=extra,
-            )
+            phase = "the channel search"
+            try:
+                check_deadline(deadline)
+                channel, channel_dirs = strongest_channel(cache, wh, tol.rank_rtol, deadline=deadline)
+                extra = [Direction(V, tuple(i + 1 for i, v in enumerate(V) if np.any(v)), "channel")
+                         for V in channel_dirs]
+                phase = "the witness search"
+                witness, curvature_dir = find_witness(
+                    ws, stats, wh, cache, tol.rank_rtol, index_set=learned, radius=radius,
+                    min_preferred_order=3 if rule.decision == "non_strict_saddle" else 2,
+                    extra=extra, deadline=deadline,
+                )
+            except OutOfTime:
+                channel, witness, curvature_dir = None, None, None
+                budget_note = (f"the time budget of {time_budget:g} s ended {phase} before it finished: "
+                               "its partial results are not used")
         spec, vmin = spectrum(
             stats, cache, direction=curvature_dir.V if curvature_dir else None,
-            dense_limit=dense_limit, time_budget=time_budget, n_extremes=n_extremes,
-            rtol=max(1e-8, tol.hessian_rtol), seed=seed,
+            dense_limit=dense_limit, time_budget=time_budget, deadline=deadline,
+            n_extremes=n_extremes, rtol=max(1e-8, tol.hessian_rtol), seed=seed,
         )
-        h_scale = hessian_scale(cache, wh.S)
+        if budget_note is None and not spec.converged and time.perf_counter() > deadline:
+            budget_note = (f"the time budget of {time_budget:g} s ended the eigen-solver before "
+                           "convergence (converged: false)")
+        h_scale = hessian_scale(cache, wh.S, layer_norms)
         scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0), h_scale)
         threshold = tol.hessian_rtol * scale
         if spec.method == "dense" and spec.min_eigenvalue_error is not None:
@@ -312,7 +352,14 @@ def measure(
             and vmin is not None and not failure
             and spec.min_eigenvalue is not None and spec.min_eigenvalue < -threshold
         ):
-            eig = _eigen_witness(ws, vmin, stats, cache, radius)
+            try:
+                check_deadline(deadline)
+                eig = _eigen_witness(ws, vmin, stats, cache, radius, deadline)
+            except OutOfTime:
+                eig = None
+                budget_note = budget_note or (
+                    f"the time budget of {time_budget:g} s ended before the eigenvector's escape "
+                    "witness was evaluated")
             if eig is not None and eig.order == 2:
                 witness = eig
 
@@ -362,6 +409,7 @@ def measure(
         loss=loss, gradient_norms=gnorms, relative_gradients=rel, product_rank=prank,
         critical_value=cv, rank_rule=rule, hessian=spec, theorems=theorems, witness=witness,
         channel=None if channel is None else replace(channel, noise=evidence.channel_noise),
+        budget_note=budget_note,
     )
 
 
@@ -371,10 +419,12 @@ def _eigen_witness(
     stats: Statistics,
     cache: PointCache,
     radius: float | None,
+    deadline: float = math.inf,
 ) -> Witness | None:
     """A negative-curvature witness along the eigenvector of lambda_min."""
     V = unflatten(vmin / np.linalg.norm(vmin), [w.shape for w in ws])
     moved = tuple(i + 1 for i, v in enumerate(V) if np.any(v))
     direction = Direction(tuple(V), moved, "eigenvector")
-    return evaluate(ws, direction, stats, cache, radius if radius is not None else default_radius(ws))
+    return evaluate(ws, direction, stats, cache, radius if radius is not None else default_radius(ws),
+                    deadline=deadline)
 

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-from scipy.sparse.linalg import lsmr
 
 from dlcert.certificate import Certificate, Verdict, to_builtin
 from dlcert.hessian import hessian_operator
@@ -158,6 +157,8 @@ def levenberg_marquardt(
         damp = _operator_scale(op, g.size) * rel
         maxiter = max(100, min(10 * g.size, 5000))
         tol = min(1e-2, max(rel, 1e-15))  # LSMR tolerance tol^2: looser while far from critical
+        from scipy.sparse.linalg import lsmr  # lazy: scipy.sparse.linalg is slow to import
+
         d = lsmr(op, -g, damp=damp, atol=tol * tol, btol=tol * tol, maxiter=maxiter)[0]
         ws = [w + dw for w, dw in zip(ws, unflatten(d, shapes), strict=True)]
         if not all(np.all(np.isfinite(w)) for w in ws):

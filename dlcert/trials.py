@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.sparse.linalg import minres
 
 from dlcert.certificate import Verdict
 from dlcert.certification import certify
@@ -64,6 +62,8 @@ def train(stats: Statistics, start: Sequence[np.ndarray]) -> tuple[list[np.ndarr
         ws = unflatten(v, shapes)
         return loss(ws, stats) / scale, flatten(gradient(ws, stats)) / scale
 
+    from scipy.optimize import minimize  # lazy: 0.25 s of import time (issue 14)
+
     res = minimize(fun, flatten(start), jac=True, method="L-BFGS-B", options=LBFGS_OPTIONS)
     return unflatten(np.asarray(res.x, dtype=np.float64), shapes), bool(res.success), int(res.nit), str(
         res.message
@@ -93,6 +93,8 @@ def polish(
             break
         cache = PointCache.at(ws, stats)
         g = flatten(gradient(ws, stats, cache))
+        from scipy.sparse.linalg import minres
+
         d, _info = minres(hessian_operator(stats, cache), -g, rtol=1e-14, maxiter=10 * g.size)
         trial = [w + dw for w, dw in zip(ws, unflatten(d, shapes), strict=True)]
         if not all(np.all(np.isfinite(w)) for w in trial):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlcert.budget import check_deadline
 from dlcert.certificate import Witness
 from dlcert.objective import PointCache
 from dlcert.optimum import Whitening
@@ -96,6 +97,132 @@ def loss_polynomial(
             a[i + j - 1] += 0.5 * float(np.vdot(CS[i], C[j]))
             bound[i + j - 1] += 0.5 * gamma * float(np.vdot(CabsS[i], Cabs[j]))
     return a, bound
+
+
+#: Widths from which rank-one directions are evaluated in factored form (below it the dense
+#: products are cheap, and the small cases keep their dense arithmetic bit for bit).
+FACTORED_MIN_WIDTH = 256
+
+#: Relative residual below which a layer of a direction counts as the rank-one ``z y^T``.
+RANK_ONE_RTOL = 1e-13
+
+
+def rank_one_factors(V: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray] | None] | None:
+    """``(z_i, y_i)`` with ``V_i = z_i y_i^T`` for every non-zero layer (``None`` for zero layers),
+    or ``None`` when a layer is not rank one to :data:`RANK_ONE_RTOL` (O(d^2) per layer)."""
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for v in V:
+        if not np.any(v):
+            out.append(None)
+            continue
+        j = int(np.argmax(np.sum(v * v, axis=0)))
+        z = v[:, j]
+        i = int(np.argmax(np.abs(z)))
+        y = v[i, :] / z[i]
+        err = v - np.outer(z, y)
+        if not float(np.sqrt(np.vdot(err, err))) <= RANK_ONE_RTOL * float(np.sqrt(np.vdot(v, v))):
+            return None
+        out.append((np.ascontiguousarray(z), np.ascontiguousarray(y)))
+    return out
+
+
+def _vec_down(v: np.ndarray, weights: Weights, i: int) -> np.ndarray:
+    """``v^T W_{i-1} ... W_1`` (0-based ``i``; the row vector through the layers below ``i``)."""
+    for w in reversed(weights[:i]):
+        v = v @ w
+    return v
+
+
+def _factored_coefficients(
+    weights: Weights, factors: Sequence[tuple[np.ndarray, np.ndarray] | None]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(P_q, Q_q)`` with ``C_q = P_q Q_q^T`` for q = 0..deg (``q = 0`` left empty: C_0 = R).
+
+    ``C_(q+1) <- W_i C_(q+1) + z_i (y_i^T C_q)`` through each moving layer: every term is rank
+    one, so the factors have at most one column per moving layer and each step costs
+    matrix-vector products only.
+    """
+    dy, dx = weights[-1].shape[0], weights[0].shape[1]
+    deg = sum(1 for f in factors if f is not None)
+    P: list[list[np.ndarray]] = [[] for _ in range(deg + 1)]
+    Q: list[list[np.ndarray]] = [[] for _ in range(deg + 1)]
+    moved = 0
+    for i, (w, f) in enumerate(zip(weights, factors, strict=True)):
+        new: list[tuple[int, np.ndarray, np.ndarray]] = []
+        if f is not None:
+            z, y = f
+            # z (y^T C_q), with C_q the coefficient below layer i (before W_i multiplies it).
+            new.append((1, z, _vec_down(y, weights, i)))
+            for q in range(1, moved + 1):
+                if P[q]:
+                    new.append((q + 1, z, np.column_stack(Q[q]) @ (y @ np.column_stack(P[q]))))
+            moved += 1
+        P = [[w @ p for p in ps] for ps in P]
+        for q, p, qq in new:
+            P[q].append(p)
+            Q[q].append(qq)
+    return [(np.column_stack(P[q]), np.column_stack(Q[q])) if P[q] else (np.zeros((dy, 0)), np.zeros((dx, 0)))
+            for q in range(deg + 1)]
+
+
+def factored_polynomial(
+    weights: Weights, factors: Sequence[tuple[np.ndarray, np.ndarray] | None],
+    stats: Statistics, E: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`loss_polynomial` for a direction whose moving layers are rank one, ``V_i = z_i y_i^T``.
+
+    ``C_q = P_q Q_q^T`` (:func:`_factored_coefficients`): O(d^2) per layer and coefficient
+    instead of the dense O(d^3). The same recurrences on absolute values give the magnitudes
+    ``|C|_q = P'_q Q'_q^T`` of the forward error bound, and ``|E| <= |R| |Sxx| + |Syx|`` enters
+    through row vectors pushed through ``|W_N| ... |W_1|``: coefficients and bounds are the same
+    quantities as in the dense form (only the order of the sums differs, within the same gamma).
+    """
+    absW = [np.abs(w) for w in weights]
+    mats = _factored_coefficients(weights, factors)
+    amats = _factored_coefficients(
+        absW, [None if f is None else (np.abs(f[0]), np.abs(f[1])) for f in factors])
+    deg = len(mats) - 1
+    Sxx = np.asarray(stats.Sxx)
+    absS = np.abs(Sxx)
+    absSyx = np.abs(stats.Syx)
+    gamma = polynomial_gamma(weights, stats)
+    SQ = [Sxx @ Qm for _, Qm in mats]
+    aSQ = [absS @ Qm for _, Qm in amats]
+    a = np.zeros(2 * deg)
+    bound = np.zeros(2 * deg)
+    for q in range(1, deg + 1):
+        Pm, Qm = mats[q]
+        a[q - 1] += float(np.sum((E.T @ Pm) * Qm))
+        Pam, Qam = amats[q]
+        # <|R| |Sxx| + |Syx|, P' Q'^T> with |R| = |W_N| ... |W_1| applied to the columns of P'.
+        top = Pam.T
+        for wa in reversed(absW):
+            top = top @ wa
+        e_abs = float(np.sum(top * aSQ[q].T)) + float(np.sum((absSyx.T @ Pam) * Qam))
+        bound[q - 1] += gamma * e_abs
+    for i in range(1, deg + 1):
+        for j in range(1, deg + 1):
+            a[i + j - 1] += 0.5 * float(np.sum((mats[i][0].T @ mats[j][0]) * (mats[i][1].T @ SQ[j])))
+            bound[i + j - 1] += 0.5 * gamma * float(
+                np.sum((amats[i][0].T @ amats[j][0]) * (amats[i][1].T @ aSQ[j])))
+    return a, bound
+
+
+def factored_curvature_scale(
+    weights: Weights, factors: Sequence[tuple[np.ndarray, np.ndarray] | None],
+    stats: Statistics, E: np.ndarray,
+) -> float:
+    """:func:`curvature_scale` from the factored coefficients (``||P Q^T||_F^2 = <P^T P, Q^T Q>``)."""
+    mats = _factored_coefficients(weights, factors)
+    gn = 0.0
+    if len(mats) > 1:
+        P1, Q1 = mats[1]
+        gn = 0.5 * float(np.sum((P1.T @ P1) * (Q1.T @ (stats.Sxx @ Q1))))
+    en = 0.0
+    if len(mats) > 2:
+        P2, Q2 = mats[2]
+        en = float(np.linalg.norm(E)) * math.sqrt(max(float(np.sum((P2.T @ P2) * (Q2.T @ Q2))), 0.0))
+    return gn + en
 
 
 def polynomial_gamma(weights: Weights, stats: Statistics) -> float:
@@ -248,15 +375,24 @@ def evaluate(
     stats: Statistics,
     cache: PointCache,
     radius: float,
+    *,
+    deadline: float = math.inf,
 ) -> Witness | None:
     """Turn a direction into a witness: exact polynomial, best step, stable decrease.
 
     When the float64 bounds decide nothing (ill-conditioned layers), the coefficients are
-    recomputed in extended precision with the a-posteriori estimate of :func:`stable_decrease`.
+    recomputed in extended precision with the a-posteriori estimate of :func:`stable_decrease`
+    (raises :class:`dlcert.budget.OutOfTime` first if ``deadline`` has passed).
     """
-    a, bound = loss_polynomial(weights, direction.V, stats, cache.E)
+    wide = max(max(w.shape) for w in weights) >= FACTORED_MIN_WIDTH
+    factors = rank_one_factors(direction.V) if wide else None
+    if factors is not None:
+        a, bound = factored_polynomial(weights, factors, stats, cache.E)
+    else:
+        a, bound = loss_polynomial(weights, direction.V, stats, cache.E)
     q = leading_order(a, bound)
     if (q is None or a[q - 1] >= 0) and _extended_available(weights):
+        check_deadline(deadline)
         a_ld = _coefficients_extended(weights, direction.V, stats)
         bound = np.array([_aposteriori(x, y) for x, y in zip(a, a_ld, strict=True)])
         bound = np.maximum(bound, 64.0 * float(np.finfo(np.longdouble).eps) * float(np.max(np.abs(a_ld))))
@@ -267,6 +403,7 @@ def evaluate(
     t = best_step(a, radius)
     if t == 0.0:
         return None
+    check_deadline(deadline)
     point = tuple(w + t * v for w, v in zip(weights, direction.V, strict=True))
     decrease, rounding = stable_decrease(weights, point, stats, cache.E)
     if not decrease > rounding:
@@ -280,7 +417,11 @@ def evaluate(
         coefficient=float(a[q - 1]),
         layers_moved=list(direction.layers),
         point=point,
-        coefficient_scale=curvature_scale(weights, direction.V, stats, cache.E) if q == 2 else None,
+        coefficient_scale=(
+            None if q != 2
+            else factored_curvature_scale(weights, factors, stats, cache.E) if factors is not None
+            else curvature_scale(weights, direction.V, stats, cache.E)
+        ),
     )
 
 
@@ -390,12 +531,15 @@ def find_witness(
     radius: float | None = None,
     min_preferred_order: int = 2,
     extra: Sequence[Direction] = (),
+    deadline: float = math.inf,
 ) -> tuple[Witness | None, Direction | None]:
     """Search structured directions; return the best witness (lowest order, then largest decrease).
 
     Witnesses of order ``>= min_preferred_order`` rank first (a non-strict saddle's witness
     should show its higher-order escape even when rounding leaves a tiny t^2 coefficient).
     Also returns the best order-2 direction (for the Hessian's Rayleigh quotient), if any.
+    Raises :class:`dlcert.budget.OutOfTime` when ``deadline`` passes before every direction was
+    tried (the ranking is over all of them, so a partial search has no answer).
     """
     n = len(weights)
     rad = radius if radius is not None else default_radius(weights)
@@ -409,13 +553,15 @@ def find_witness(
                 directions.append(d)
     nulls = NullSpaces(cache, wh, rtol)
     for layers in candidate_layer_sets(n, orders or range(2, n + 1)):
+        check_deadline(deadline)
         d = chain_direction(cache, nulls, layers, rtol)
         if d is not None:
             directions.append(d)
     best: Witness | None = None
     curvature: tuple[float, Direction] | None = None
     for d in directions:
-        w = evaluate(weights, d, stats, cache, rad)
+        check_deadline(deadline)
+        w = evaluate(weights, d, stats, cache, rad, deadline=deadline)
         if w is None:
             continue
         if w.order == 2 and (curvature is None or w.coefficient < curvature[0]):

@@ -7,6 +7,8 @@ chains of SPEC §4 (closed-form eigenvalues) and dense ``eigvalsh`` (for the ite
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -192,13 +194,19 @@ def test_iterative_lambda_min_matches_dense(
 
 @pytest.mark.parametrize("budget", [0.0, 0.05])
 def test_converged_is_never_faked(budget: float) -> None:
-    """An impossible residual target or no time: the flag must say so, with the residual shown."""
+    """An impossible residual target or no time: the flag must say so, with the residual shown
+    whenever an iteration ran (a zero budget may stop the solver before its first one)."""
     rng = np.random.default_rng(5)
     stats, W = hard_basis_point(rng, [30, 20, 20, 10], (1, 2, 4))
     cache = PointCache.at(W, stats)
     spec, _ = spectrum(stats, cache, dense_limit=0, time_budget=budget, rtol=1e-30)
     assert not spec.converged
-    assert spec.residual is not None and spec.residual > 1e-30
+    assert (spec.iterations == 0 and spec.residual is None) or (
+        spec.residual is not None and spec.residual > 1e-30
+    )
+    long, _ = spectrum(stats, cache, dense_limit=0, time_budget=30.0, rtol=1e-30)
+    assert not long.converged and long.iterations > 0
+    assert long.residual is not None and long.residual > 1e-30
     spec2, _ = spectrum(stats, cache, dense_limit=0, time_budget=budget)
     assert spec2.converged == (spec2.residual is not None and spec2.residual <= 1e-8)
 
@@ -212,6 +220,42 @@ def test_time_budget_is_honoured() -> None:
     # The bound on seconds is loose on purpose (a loaded CI machine): this is not a timing test.
     assert not spec.converged
     assert spec.seconds < 1.0 + 30.0
+
+
+def test_a_past_deadline_stops_before_any_iteration() -> None:
+    """The deadline is shared with the rest of the check: if it has passed, nothing is computed
+    (not even one product) and nothing is claimed."""
+    rng = np.random.default_rng(7)
+    widths = [30, 20, 20, 10]
+    X, Y = random_data(rng, widths[0], widths[-1], 2 * widths[0])
+    stats = Statistics.from_data(X, Y)
+    c = construct(rng, stats, widths, (1, 2, 4))
+    assert c is not None
+    cache = PointCache.at(c.weights, stats)
+    _, d = find_witness(c.weights, stats, whiten(stats, 1e-13), cache, 1e-10, index_set=[1, 2, 4])
+    assert d is not None
+    for limit in (0, 10**6):
+        spec, vec = spectrum(stats, cache, direction=d.V, dense_limit=limit,
+                             deadline=time.perf_counter() - 1.0)
+        assert not spec.converged and spec.iterations == 0 and spec.hvp_count == 0
+        assert spec.min_eigenvalue is None and spec.min_eigenvalue_error is None and vec is None
+    # With time, the same call converges (the test above is not vacuous).
+    spec, _ = spectrum(stats, cache, direction=d.V, dense_limit=0, deadline=time.perf_counter() + 60.0)
+    assert spec.converged and spec.min_eigenvalue is not None and spec.min_eigenvalue < 0
+
+
+def test_lobpcg_seeds_every_structured_direction() -> None:
+    """Seeds from several structured directions give the dense lambda_min (residual-checked)."""
+    rng = np.random.default_rng(8)
+    stats, W = hard_basis_point(rng, [30, 20, 20, 10], (1, 2, 4))
+    cache = PointCache.at(W, stats)
+    _, d = find_witness(W, stats, whiten(stats, 1e-13), cache, 1e-10, index_set=[1, 2, 4])
+    dirs = [d.V] if d is not None else []
+    dirs.append(tuple(np.random.default_rng(1).standard_normal(w.shape) for w in W))
+    dense, _ = spectrum(stats, cache)
+    it, _ = spectrum(stats, cache, directions=dirs, dense_limit=0, time_budget=60)
+    assert it.converged and dense.min_eigenvalue is not None
+    assert it.min_eigenvalue == pytest.approx(dense.min_eigenvalue, rel=1e-6)
 
 
 def test_gn_preconditioner_is_spd_and_inverts_the_gauss_newton_block() -> None:

@@ -288,3 +288,43 @@ def test_kawaguchi_iv_note_when_the_hessian_shows_no_negative_curvature() -> Non
     assert not [r for r in notes(replace(ev, witness_order=2, witness_curvature=-1.0))
                 if r.code == "note.kawaguchi_iv"]
     assert not [r for r in notes(replace(ev, kawaguchi_iv=False)) if r.code == "note.kawaguchi_iv"]
+
+
+def _rank_one_direction(
+    rng: np.random.Generator, weights: list[np.ndarray], moving: tuple[int, ...]
+) -> list[np.ndarray]:
+    return [np.outer(rng.standard_normal(w.shape[0]), rng.standard_normal(w.shape[1])) if i in moving
+            else np.zeros_like(w) for i, w in enumerate(weights)]
+
+
+@pytest.mark.parametrize("moving", [(0,), (1, 2), (0, 3), (0, 1, 2, 3), (2,)])
+def test_factored_polynomial_matches_the_dense_one(moving: tuple[int, ...]) -> None:
+    """Rank-one directions in O(d^2): the same coefficients (within their bound) and the same
+    rounding bounds (the same magnitudes, summed in another order) as the dense products."""
+    from dlcert.witness import factored_polynomial, rank_one_factors
+
+    rng = np.random.default_rng(sum(moving) + 3)
+    widths = [9, 7, 5, 6, 4]
+    X, Y = random_data(rng, widths[0], widths[-1], 30)
+    stats = Statistics.from_data(X, Y)
+    W = [rng.standard_normal((widths[i + 1], widths[i])) for i in range(len(widths) - 1)]
+    cache = PointCache.at(W, stats)
+    V = _rank_one_direction(rng, W, moving)
+    factors = rank_one_factors(V)
+    assert factors is not None
+    assert [f is not None for f in factors] == [i in moving for i in range(len(W))]
+    a_dense, b_dense = loss_polynomial(W, V, stats, cache.E)
+    a_fact, b_fact = factored_polynomial(W, factors, stats, cache.E)
+    assert a_fact.shape == a_dense.shape == (2 * len(moving),)
+    np.testing.assert_allclose(b_fact, b_dense, rtol=1e-10)
+    assert np.all(np.abs(a_fact - a_dense) <= b_dense + 1e-300)
+    assert np.any(a_dense != 0)
+
+
+def test_rank_one_factors_refuses_a_dense_layer() -> None:
+    from dlcert.witness import rank_one_factors
+
+    rng = np.random.default_rng(0)
+    V = [np.outer(rng.standard_normal(4), rng.standard_normal(3)), rng.standard_normal((5, 4))]
+    assert rank_one_factors(V) is None
+    assert rank_one_factors([np.zeros((2, 2)), V[0]]) is not None
