@@ -228,21 +228,12 @@ def write_text(
 
 def append_text(path: Path, text: str, *, what: str = "output") -> None:
     """Append UTF-8 text to a regular file (created when absent): for files that collect output
-    from several writers by convention, such as GitHub's ``$GITHUB_STEP_SUMMARY``. A path that
-    exists but is not a regular file (a link, a directory, a FIFO, a device) is refused."""
-    path = Path(path)
-    shown = _show(path)
-    try:
-        st: os.stat_result | None = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise InputError(f"{shown}: cannot append {what} ({exc.strerror or exc})") from exc
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{shown}: not a regular file; refusing to append {what} to it")
+    from several writers by convention, such as GitHub's ``$GITHUB_STEP_SUMMARY``. The target is
+    checked like any output (:func:`check_output`: no link, directory, FIFO or device)."""
+    path = check_output(path, (), what)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         with os.fdopen(fd, "ab") as f:
             f.write(text.encode("utf-8"))
     except OSError as exc:
-        raise InputError(f"{shown}: cannot append {what} ({exc.strerror or exc})") from exc
+        raise InputError(f"{_show(path)}: cannot append {what} ({_reason(exc)})") from None
