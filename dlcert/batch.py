@@ -222,9 +222,14 @@ def check_point(
         problem, gtol, ftol = load_check_input(weights, data, options.layout, options.gtol, options.ftol)
     guard_certify(widths_of(problem.weights), str(weights), dense_limit=options.dense_limit,
                   n_extremes=options.n_extremes)
-    return problem, certify(problem.weights, problem.stats, gtol=gtol, ftol=ftol,
-                            eps=problem.eps, n_extremes=options.n_extremes,
-                            time_budget=options.time_budget, dense_limit=options.dense_limit)
+    try:
+        cert = certify(problem.weights, problem.stats, gtol=gtol, ftol=ftol,
+                       eps=problem.eps, n_extremes=options.n_extremes,
+                       time_budget=options.time_budget, dense_limit=options.dense_limit)
+    except InputError as exc:  # the library's messages name no file: say which one
+        message = str(exc)
+        raise InputError(message if message.startswith(str(weights)) else f"{weights}: {message}") from None
+    return problem, cert
 
 
 def check_file(
