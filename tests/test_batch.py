@@ -284,3 +284,18 @@ def test_cli_single_bad_file_is_one_line(runner: CliRunner, bad_file: Path) -> N
     result = runner.invoke(app, ["check", str(bad_file)])
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "broken.npz" in result.stderr
+
+
+def test_out_of_memory_names_the_file(samples_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15, cause 7: "out of memory for this problem" says which file (library level: the
+    allocation failure is simulated where certification would allocate)."""
+    import dlcert.batch as batch_module
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(batch_module, "certify", exhausted)
+    outcome = run_check(CheckSpec(samples_dir / "strict_saddle.npz"))
+    assert outcome.error is not None and outcome.error.kind == "resource_error"
+    assert outcome.error.message.startswith(str(samples_dir / "strict_saddle.npz"))
+    assert "out of memory" in outcome.error.message
