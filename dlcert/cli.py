@@ -1,6 +1,6 @@
 """The ``dlcert`` command line: parse, call the library, render, write, exit.
 
-Exit codes (SPEC §7): 0 certified global minimum (success for commands without a verdict),
+Exit codes: 0 certified global minimum (success for commands without a verdict),
 3 saddle (strict or not), 4 not a critical point, 5 inconclusive, 2 usage or input error,
 1 internal error (a bug). stdout carries only the report; errors go to stderr as one line.
 """

@@ -112,7 +112,7 @@ class LandscapeView:
                      Text(f"init: {t.init}; L-BFGS-B then Newton polish (dlcert.trials)", "muted"))
 
     def _theorems(self) -> Table:
-        tab = Table(title="theorems (SPEC §5)", title_justify="left", header_style="label")
+        tab = Table(title="theorems (docs/theorems.md)", title_justify="left", header_style="label")
         tab.add_column("id")
         tab.add_column("applies")
         tab.add_column("conclusion")
