@@ -146,3 +146,10 @@ def test_notes() -> None:
     ev = replace(non_strict_evidence(), witness_order=2, witness_curvature=-1e-9)
     assert any(r.code == "note.rounding_curvature" for r in notes(ev))
     assert notes(saddle_evidence()) == []
+
+
+def test_docs_list_every_rule() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "verdicts.md").read_text()
+    assert [r.code for r in RULES if f"`{r.code}`" not in text] == []
