@@ -301,7 +301,23 @@ def measure(
     rel_gap = gap / half_syy
     channel: Channel | None = None
     budget_note: str | None = None
-    if critical:
+    # Second-order evidence is read only at a candidate global minimum (to look for negative
+    # curvature) or at a candidate saddle value; when the value route already decides (a gap that
+    # straddles ftol, a loss between critical values, a value within error of L*), nothing the
+    # Hessian says can change the verdict, so no time is spent on it (docs/verdicts.md).
+    err_rel = value_err / half_syy
+    global_candidate = rel_gap + err_rel <= tol.ftol
+    saddle_candidate = (
+        rel_gap - err_rel > tol.ftol
+        and cv.excess is not None and abs(cv.excess) <= tol.ftol + err_rel
+        and above is not None and above > tol.ftol + err_rel
+    )
+    decided_before_curvature = global_candidate and (
+        (yun is not None and yun.holds is False)
+        or rule.decision in ("strict_saddle", "non_strict_saddle")
+        or (near_tie(wh, k, stats, tol.ftol) and top_set is not True)
+    )
+    if critical and (global_candidate or saddle_candidate) and not decided_before_curvature:
         curvature_dir = None
         if rel_gap > tol.ftol or rule.decision in ("strict_saddle", "non_strict_saddle"):
             phase = "the channel search"
