@@ -454,10 +454,7 @@ def measure(ws: tuple[np.ndarray, ...], obj: Objective, loss_name: str, gtol: fl
 
     direction: np.ndarray | None = None
     if critical_only and nparams <= dense_params:
-        H = np.array([hv(np.eye(1, nparams, c)[0]) for c in range(nparams)])
-        H = 0.5 * (H + H.T)
-        hessian_zero = not np.any(H)
-        lam, vec = np.linalg.eigh(H)
+        hessian_zero, lam, vec = dense_spectrum(hv, nparams)
         lam_min, lam_max = float(lam[0]), float(lam[-1])
         method, direction = "dense", vec[:, 0]
     elif critical_only:
@@ -627,3 +624,14 @@ def _distance_bound(obj: Objective, R: np.ndarray, gnorm: float,
     return bound, Reason("note.distance_bound",
                          f"||R - R*||_F ~ ||grad f(R)||_F / lambda_min(f''(R)) = {bound:.3e}: a local "
                          f"estimate (a bound where f'' >= {mu:.3e} on the segment to the minimiser)")
+
+
+def dense_spectrum(
+    hv: Callable[[np.ndarray], np.ndarray], nparams: int
+) -> tuple[bool, np.ndarray, np.ndarray]:
+    """The Hessian from ``nparams`` Hessian-vector products of unit vectors (small problems):
+    whether it is exactly zero, its eigenvalues (ascending) and eigenvectors."""
+    H = np.array([hv(np.eye(1, nparams, c)[0]) for c in range(nparams)])
+    H = 0.5 * (H + H.T)
+    lam, vec = np.linalg.eigh(H)
+    return not np.any(H), lam, vec

@@ -36,6 +36,7 @@ from dlcert.convex import (
     check_finite_point,
     decide,
     default_gtol,
+    dense_spectrum,
     network_hvp,
     notes,
 )
@@ -199,10 +200,7 @@ def _certify_towers(tws: list[tuple[np.ndarray, ...]], Rs: list[np.ndarray], R: 
     hessian_zero, method, threshold = False, "none", 0.0
     direction: np.ndarray | None = None
     if critical_only and nparams <= dense_params:
-        H = np.array([hv(np.eye(1, nparams, c)[0]) for c in range(nparams)])
-        H = 0.5 * (H + H.T)
-        hessian_zero = not np.any(H)
-        lam, vec = np.linalg.eigh(H)
+        hessian_zero, lam, vec = dense_spectrum(hv, nparams)
         lam_min, lam_max, method, direction = float(lam[0]), float(lam[-1]), "dense", vec[:, 0]
     elif critical_only:
         lam_min, lam_max, direction = _lanczos(hv, nparams, seed)
