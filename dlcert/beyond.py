@@ -157,7 +157,7 @@ def check_beyond(weights_path: Path, data_path: Path | None, layout: Layout | No
     if sample_loss.name == "square":
         problem = load_problem(weights_path, data_path, layout)
         ws = residual_layers(problem.weights, source) if residual else problem.weights
-        cert = certify(ws, problem.stats, gtol=gtol, ftol=ftol, eps=problem.eps)
+        cert = certify(ws, problem.stats, gtol=gtol, ftol=ftol, weights_eps=problem.weights_eps)
         if residual:
             row = yun_cor23(problem.weights, cert.tolerances.rank_rtol)
             cert = replace(cert, theorems=[*cert.theorems, row])

@@ -315,7 +315,7 @@ def _polish(source: Path, data: Path | None, options: CheckOptions, key: str | N
 
     with using_key(key):
         problem, gtol, ftol = load_check_input(source, data, options.layout, options.gtol, options.ftol)
-    result = polish_point(Loaded(problem.weights, problem.stats, problem.eps, str(source)),
+    result = polish_point(Loaded(problem.weights, problem.stats, problem.weights_eps, str(source)),
                           gtol=gtol, ftol=ftol, time_budget=options.time_budget)
     if out is not None:
         save_weights(out, result.point, {

@@ -230,7 +230,7 @@ def measure(
     assumptions = measure_assumptions(stats, wh, widths, tol.rank_rtol)
     k = assumptions.k
     loss = loss_of_product(cache.R, stats)
-    prank = chain_rank(list(ws), tol.rank_rtol)[1]
+    prank = chain_rank(list(ws), tol.products_rtol)[1]
     critical = max(rel) <= tol.gtol
 
     # The value: gap to L*, the learned set S and the excess over its critical value c_S.
@@ -323,12 +323,12 @@ def measure(
             phase = "the channel search"
             try:
                 check_deadline(deadline)
-                channel, channel_dirs = strongest_channel(cache, wh, tol.rank_rtol, deadline=deadline)
+                channel, channel_dirs = strongest_channel(cache, wh, tol.products_rtol, deadline=deadline)
                 extra = [Direction(V, tuple(i + 1 for i, v in enumerate(V) if np.any(v)), "channel")
                          for V in channel_dirs]
                 phase = "the witness search"
                 witness, curvature_dir = find_witness(
-                    ws, stats, wh, cache, tol.rank_rtol, index_set=learned, radius=radius,
+                    ws, stats, wh, cache, tol.products_rtol, index_set=learned, radius=radius,
                     min_preferred_order=3 if rule.decision == "non_strict_saddle" else 2,
                     extra=extra, deadline=deadline,
                 )

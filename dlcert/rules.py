@@ -32,10 +32,12 @@ class Evidence:
 
     depth : N. all_layers_nonzero : every W_i has a non-zero entry.
     relative_gradient : max over layers of the scale-free gradient norm.
-    gtol : the gradient tolerance applied (max of ``gtol_requested`` and ``gradient_floor``).
+    gtol : the gradient tolerance applied: ``max(gtol_requested, min(gradient_floor, gtol_ceiling))``.
     gtol_requested : asked for or derived from the input precision.
     gradient_floor : how far rounding the stored weights can move the relative gradient.
-    gtol_ceiling : above this a precision floor decides nothing.
+    gtol_ceiling : a precision floor raises gtol up to this, no further; a gradient between the
+        applied gtol and the floor is ``inconclusive`` (rounding may explain it, but accepting it
+        would accept almost anything).
     relative_gap : ``(L - L*) / (syy/2)``. value_error : error bound of relative gap and excess.
     ftol : tolerance on the gap and on the excess.
     learned_set : S read from the product (``None`` when unreadable). top_set : S is a top set.
@@ -52,7 +54,8 @@ class Evidence:
     solver_failure : the solver reported a lambda_min that cannot be true.
     witness_order : lowest order of the best confirmed escape witness (``None``: none found).
     witness_curvature : ``v^T H v`` along the order-2 witness direction (``None`` otherwise).
-    ftol_requested, value_floor : ``ftol`` is the larger of the two (``docs/tolerances.md``).
+    ftol_requested, value_floor : ``ftol`` is the larger of the two, the floor counting up to a
+        ceiling (``docs/tolerances.md``); a gap between ``ftol`` and the floor is ``inconclusive``.
     witness_threshold : curvature along the witness below ``-witness_threshold`` is beyond what
         the point's distance from criticality can create (``hessian_rtol`` times the magnitude of
         the terms of that coefficient: invariant under a change of basis between layers).
@@ -192,14 +195,22 @@ def _saddle_by_value(e: Evidence) -> bool:
 RULES: tuple[Rule, ...] = (
     # 1. First order.
     Rule("not_critical.gradient", Verdict.NOT_CRITICAL,
-         lambda e: not e.relative_gradient <= e.gtol,
-         lambda e: f"relative gradient norm {_g(e.relative_gradient)} > gtol {e.gtol:.1e}"),
+         lambda e: not e.relative_gradient <= max(e.gtol, e.gradient_floor),
+         lambda e: f"relative gradient norm {_g(e.relative_gradient)} > gtol {e.gtol:.1e}" + (
+             f" and above the {e.gradient_floor:.1e} rounding the stored weights can cause"
+             if e.gradient_floor > e.gtol else "")),
     Rule("inconclusive.precision_floor", Verdict.INCONCLUSIVE,
-         lambda e: e.relative_gradient > e.gtol_requested and e.gradient_floor > e.gtol_ceiling,
-         lambda e: (f"relative gradient norm {_g(e.relative_gradient)} exceeds gtol {e.gtol_requested:.1e}; the "
+         lambda e: e.relative_gradient > e.gtol,
+         lambda e: (f"relative gradient norm {_g(e.relative_gradient)} exceeds gtol {e.gtol:.1e}; the "
                     f"stored precision could account for up to {e.gradient_floor:.1e}, above the "
                     f"{e.gtol_ceiling:.0e} beyond which a precision floor proves nothing")),
     # 2. The value.
+    Rule("inconclusive.value_floor", Verdict.INCONCLUSIVE,
+         lambda e: (e.value_floor > e.ftol and not e.gap_certainly_within
+                    and e.relative_gap - e.value_error <= e.value_floor),
+         lambda e: (f"relative gap {_g(e.relative_gap)} exceeds ftol {e.ftol:.1e}; rounding the stored "
+                    f"weights could account for up to {e.value_floor:.1e}, beyond the most a value "
+                    "floor may raise ftol to (a tolerance that large would pass anything)")),
     Rule("inconclusive.gap_within_error", Verdict.INCONCLUSIVE,
          lambda e: not e.gap_certainly_within and not e.gap_certainly_beyond,
          lambda e: (f"relative gap {_g(e.relative_gap)} +- {e.value_error:.1e} straddles ftol {e.ftol:.1e}: "

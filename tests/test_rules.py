@@ -45,8 +45,23 @@ S, G, NS = saddle_evidence, global_evidence, non_strict_evidence
 CASES: list[tuple[str, Any, dict[str, Any], Verdict]] = [
     ("not_critical.gradient", S, {"relative_gradient": 1e-3}, Verdict.NOT_CRITICAL),
     ("not_critical.gradient", S, {"relative_gradient": float("nan")}, Verdict.NOT_CRITICAL),
+    # gtol_ceiling 1e-3 caps the applied gtol; rounding could explain rho up to the floor 1e-2.
     ("inconclusive.precision_floor", S,
-     {"relative_gradient": 5e-3, "gtol": 1e-2, "gradient_floor": 1e-2}, Verdict.INCONCLUSIVE),
+     {"relative_gradient": 5e-3, "gtol": 1e-3, "gradient_floor": 1e-2}, Verdict.INCONCLUSIVE),
+    ("not_critical.gradient", S,
+     {"relative_gradient": 2e-2, "gtol": 1e-3, "gradient_floor": 1e-2}, Verdict.NOT_CRITICAL),
+    # the value floor 1e-2 is capped at ftol 1e-4: a gap between the two is undecided; beyond the
+    # floor rounding cannot explain it
+    ("inconclusive.value_floor", G,
+     {"relative_gap": 1e-3, "ftol": 1e-4, "value_floor": 1e-2, "ftol_requested": 1e-11},
+     Verdict.INCONCLUSIVE),
+    ("inconclusive.value_floor", S, {"value_floor": 1.0, "ftol": 1e-4}, Verdict.INCONCLUSIVE),
+    ("global.gap", G,
+     {"relative_gap": 1e-5, "ftol": 1e-4, "value_floor": 1e-2, "ftol_requested": 1e-11},
+     Verdict.GLOBAL_MINIMUM),
+    # a floor below the ceiling is simply the applied gtol: such a point is critical
+    ("strict.negative_curvature", S,
+     {"relative_gradient": 5e-4, "gtol": 1e-3, "gradient_floor": 1e-3}, Verdict.STRICT_SADDLE),
     ("inconclusive.gap_within_error", G, {"relative_gap": 1e-11, "value_error": 1e-10}, Verdict.INCONCLUSIVE),
     ("inconclusive.tie_at_optimum", G, {"tie_at_k": True, "top_set": False}, Verdict.INCONCLUSIVE),
     ("inconclusive.yun_disagrees", G, {"yun_holds": False}, Verdict.INCONCLUSIVE),
