@@ -363,7 +363,8 @@ def measure(
             failure = True
             spec = replace(spec, converged=False)
         if (
-            (witness is None or witness.order > 2)
+            (witness is None or witness.order > 2
+             or _curvature_margin(witness, threshold, tol.hessian_rtol) <= 1.0)
             and rule.decision != "non_strict_saddle"
             and vmin is not None and not failure
             and spec.min_eigenvalue is not None and spec.min_eigenvalue < -threshold
@@ -376,7 +377,11 @@ def measure(
                 budget_note = budget_note or (
                     f"the time budget of {time_budget:g} s ended before the eigenvector's escape "
                     "witness was evaluated")
-            if eig is not None and eig.order == 2:
+            if eig is not None and eig.order == 2 and (
+                witness is None or witness.order > 2
+                or _curvature_margin(eig, threshold, tol.hessian_rtol)
+                > _curvature_margin(witness, threshold, tol.hessian_rtol)
+            ):
                 witness = eig
 
     evidence = Evidence(
@@ -427,6 +432,15 @@ def measure(
         channel=None if channel is None else replace(channel, noise=evidence.channel_noise),
         budget_note=budget_note,
     )
+
+
+def _curvature_margin(w: Witness, threshold: float, hessian_rtol: float) -> float:
+    """How far an order-2 witness's curvature ``2 a_2`` lies beyond the larger of the whole-Hessian
+    ``threshold`` and its own direction's (``Evidence.strong_order2``): above 1 it proves strictness."""
+    own = 2.0 * hessian_rtol * w.coefficient_scale if w.coefficient_scale is not None else 0.0
+    bar = max(threshold, own)
+    curvature = -2.0 * w.coefficient
+    return curvature / bar if bar > 0 else (math.inf if curvature > 0 else 0.0)
 
 
 def _eigen_witness(

@@ -136,6 +136,18 @@ class Evidence:
         )
 
     @property
+    def order2_beyond_own_threshold(self) -> bool:
+        """An order-2 witness whose curvature is beyond its own direction's rounding threshold
+        (not necessarily beyond the whole-Hessian one): too much to stand beside a non-strict
+        certificate, though not enough alone to prove strictness."""
+        return (
+            self.witness_order == 2
+            and self.witness_curvature is not None
+            and self.witness_threshold is not None
+            and self.witness_curvature < -max(self.witness_threshold, 0.0)
+        )
+
+    @property
     def proved_non_strict(self) -> bool:
         """Tightened ranks, or no second-order channel."""
         return self.rank_rule == "non_strict_saddle" or self.no_channel
@@ -254,7 +266,8 @@ RULES: tuple[Rule, ...] = (
          lambda e: "the loss sits at a saddle's critical value but the rank rule says global"),
     # 4. Strictness.
     Rule("inconclusive.strictness_conflict", Verdict.INCONCLUSIVE,
-         lambda e: (e.strong_order2_global or e.eigenvalue_negative) and e.proved_non_strict,
+         lambda e: ((e.strong_order2_global or e.eigenvalue_negative or e.order2_beyond_own_threshold)
+                    and e.proved_non_strict),
          lambda e: ("a non-strictness criterion (tightened ranks or no second-order channel) holds, yet "
                     f"negative curvature {_g(e.witness_curvature)} / lambda_min {_g(e.lambda_min)} beyond "
                     f"-{e.curvature_threshold:.3e} was measured")),
@@ -321,7 +334,9 @@ def notes(e: Evidence) -> list[Reason]:
             "note.rounding_curvature",
             f"the escape direction's curvature {_g(e.witness_curvature)} is within the curvature threshold "
             f"{e.curvature_threshold:.3e}: rounding-level, not negative curvature"))
-    if (e.kawaguchi_iv and e.gap_certainly_beyond and not e.strong_order2 and not e.eigenvalue_negative):
+    critical = e.relative_gradient <= e.gtol  # Thm 2.3(iv) speaks of critical points only
+    if (critical and e.kawaguchi_iv and e.gap_certainly_beyond and not e.strong_order2
+            and not e.eigenvalue_negative):
         out.append(Reason(
             "note.kawaguchi_iv",
             "Kawaguchi 2016 Thm 2.3(iv): rank(W_{N-1}...W_2) equals the smallest hidden width, so a saddle "

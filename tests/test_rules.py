@@ -82,9 +82,15 @@ CASES: list[tuple[str, Any, dict[str, Any], Verdict]] = [
      Verdict.INCONCLUSIVE),
     ("inconclusive.strictness_conflict", S, {"channel_strength": 0.0, "channel_noise": 1e-15},
      Verdict.INCONCLUSIVE),
-    # Beyond the per-direction threshold but within the whole-Hessian one: the proof wins.
-    ("non_strict.tightened", NS, {"witness_order": 2, "witness_curvature": -1e-3, "witness_threshold": 1e-6,
-                               "curvature_threshold": 1e-2},
+    # Beyond the per-direction threshold but within the whole-Hessian one: not enough to prove
+    # strictness, too much to certify non-strict on measured ranks (a change of basis of condition
+    # 1e6 made the rank rule read "tightened" at a strict saddle: test_exact_inertia).
+    ("inconclusive.strictness_conflict", NS,
+     {"witness_order": 2, "witness_curvature": -1e-3, "witness_threshold": 1e-6, "curvature_threshold": 1e-2},
+     Verdict.INCONCLUSIVE),
+    # Within the per-direction threshold: rounding-level curvature; the criterion stands.
+    ("non_strict.tightened", NS,
+     {"witness_order": 2, "witness_curvature": -1e-7, "witness_threshold": 1e-6, "curvature_threshold": 1e-2},
      Verdict.NON_STRICT_SADDLE),
     ("strict.negative_curvature", S, {}, Verdict.STRICT_SADDLE),
     ("strict.negative_curvature", S, {"rank_rule": None}, Verdict.STRICT_SADDLE),
@@ -158,6 +164,11 @@ def test_notes() -> None:
     assert any(r.code == "note.solver_failure" for r in notes(ev))
     ev = replace(saddle_evidence(), gradient_floor=1e-5, gtol=1e-5, relative_gradient=1e-6)
     assert any(r.code == "note.precision_floor" for r in notes(ev))
+    # Kawaguchi Thm 2.3(iv) is about critical points: no note on a point that is not critical
+    ev = replace(saddle_evidence(), kawaguchi_iv=True, witness_order=None, witness_curvature=None,
+                 lambda_min=None, lambda_min_error=None)
+    assert any(r.code == "note.kawaguchi_iv" for r in notes(ev))
+    assert not any(r.code == "note.kawaguchi_iv" for r in notes(replace(ev, relative_gradient=0.5)))
     ev = replace(non_strict_evidence(), witness_order=2, witness_curvature=-1e-9)
     assert any(r.code == "note.rounding_curvature" for r in notes(ev))
     assert notes(saddle_evidence()) == []
