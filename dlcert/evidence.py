@@ -138,6 +138,37 @@ def diagonal_curvature(cache: PointCache, S: np.ndarray) -> float:
     return total
 
 
+def _vanishing_products(
+    ws: tuple[np.ndarray, ...], cache: PointCache, stats: Statistics, rel: list[float], rtol: float
+) -> tuple[list[float], tuple[int, ...]]:
+    """``rho_i`` set to 0 for the layers whose gradient ``A_i^T E (B_i X)^T`` vanishes because
+    ``A_i = W_N...W_(i+1)`` or ``B_i X`` is zero within the rounding of its factors (numerical
+    rank 0, :func:`dlcert.products.chain_rank`), and the layers (1-based) where that happened.
+
+    ``rho_i`` divides by ``||A_i||``, so when cancellation makes ``A_i`` exactly zero the computed
+    ``A_i`` is rounding noise and ``rho_i`` an O(1) ratio of noise to noise: a change of basis of
+    condition 100 made an exact strict saddle read ``not_critical`` with ``rho_1 = 0.28``. The
+    cheap test ``||A_i|| > rtol prod_j ||W_j||`` (the product scale is at most the product of the
+    norms) rules most layers out before the chain's rank is computed."""
+    out = list(rel)
+    hits: list[int] = []
+    n = len(ws)
+    norms = [_norm2(w) for w in ws]
+    for i in range(n):
+        if not out[i] > 0.0:
+            continue
+        above = list(ws[i + 1:])
+        if above and _norm2(cache.A[i]) <= rtol * math.prod(norms[i + 1:]) \
+                and chain_rank(above, rtol)[1].rank == 0:
+            out[i], hits = 0.0, [*hits, i + 1]
+            continue
+        below = [stats.Sxx, *ws[:i]]  # B_i Sxx B_i^T = (B_i X)(B_i X)^T
+        if i > 0 and _norm2(cache.B[i] @ stats.Sxx) <= rtol * math.prod(norms[:i]) * _norm2(stats.Sxx) \
+                and chain_rank(below, rtol)[1].rank == 0:
+            out[i], hits = 0.0, [*hits, i + 1]
+    return out, tuple(hits)
+
+
 def cache_params(cache: PointCache) -> int:
     return sum(int(w.size) for w in cache.weights)
 
@@ -221,6 +252,7 @@ def measure(
     grads = gradient(ws, stats, cache)
     gnorms = [frobenius(g) for g in grads]
     rel = relative_gradient_norms(cache, grads, stats)
+    rel, vanishing = _vanishing_products(ws, cache, stats, rel, tol.products_rtol)
     y_norm = math.sqrt(stats.syy)
     layer_norms = LayerNorms(cache, wh.S)
     kappa = products_scale(cache, wh.S, layer_norms) / y_norm if y_norm > 0 else 0.0
@@ -419,6 +451,7 @@ def measure(
         channel_noise_ceiling=CHANNEL_NOISE_CEILING,
         ftol_requested=tol.ftol_requested,
         value_floor=value_floor,
+        vanishing_layers=vanishing,
         witness_threshold=(
             2.0 * tol.hessian_rtol * witness.coefficient_scale
             if witness is not None and witness.order == 2 and witness.coefficient_scale is not None

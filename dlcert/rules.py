@@ -63,6 +63,8 @@ class Evidence:
     channel_noise : channel strengths up to ``10 * channel_noise`` are rounding (no channel).
     channel_noise_ceiling : above it (an ill-conditioned change of basis between layers, which
         shrinks channel strengths), the absence of a channel proves nothing.
+    vanishing_layers : layers whose relative gradient was taken as 0 because the product above or
+        below them is zero within the rounding of its factors (``dlcert.evidence``).
     """
 
     depth: int
@@ -100,6 +102,7 @@ class Evidence:
     witness_threshold: float | None = None
     ftol_requested: float = 0.0
     value_floor: float = 0.0
+    vanishing_layers: tuple[int, ...] = ()
 
     # Derived predicates (pure arithmetic on the fields above).
     @property
@@ -136,16 +139,10 @@ class Evidence:
         )
 
     @property
-    def order2_beyond_own_threshold(self) -> bool:
-        """An order-2 witness whose curvature is beyond its own direction's rounding threshold
-        (not necessarily beyond the whole-Hessian one): too much to stand beside a non-strict
-        certificate, though not enough alone to prove strictness."""
-        return (
-            self.witness_order == 2
-            and self.witness_curvature is not None
-            and self.witness_threshold is not None
-            and self.witness_curvature < -max(self.witness_threshold, 0.0)
-        )
+    def channel_found(self) -> bool:
+        """A second-order channel beyond rounding: at an exact critical point a channel proves
+        strictness (docs/strictness.md, section 2), so it contradicts any non-strict criterion."""
+        return self.channel_strength is not None and self.channel_strength > 10.0 * self.channel_noise
 
     @property
     def proved_non_strict(self) -> bool:
@@ -266,7 +263,7 @@ RULES: tuple[Rule, ...] = (
          lambda e: "the loss sits at a saddle's critical value but the rank rule says global"),
     # 4. Strictness.
     Rule("inconclusive.strictness_conflict", Verdict.INCONCLUSIVE,
-         lambda e: ((e.strong_order2_global or e.eigenvalue_negative or e.order2_beyond_own_threshold)
+         lambda e: ((e.strong_order2_global or e.eigenvalue_negative or e.channel_found)
                     and e.proved_non_strict),
          lambda e: ("a non-strictness criterion (tightened ranks or no second-order channel) holds, yet "
                     f"negative curvature {_g(e.witness_curvature)} / lambda_min {_g(e.lambda_min)} beyond "
@@ -342,6 +339,12 @@ def notes(e: Evidence) -> list[Reason]:
             "Kawaguchi 2016 Thm 2.3(iv): rank(W_{N-1}...W_2) equals the smallest hidden width, so a saddle "
             f"here must have a negative Hessian eigenvalue, but none was shown (lambda_min = "
             f"{_g(e.lambda_min)}, {e.hessian_method})"))
+    if e.vanishing_layers:
+        out.append(Reason(
+            "note.vanishing_product",
+            f"layers {list(e.vanishing_layers)}: the product above or below the layer is zero within the "
+            "rounding of its factors, so its gradient A_i^T E (B_i X)^T vanishes; its relative gradient "
+            "is taken as 0 (computed, it is a ratio of rounding noise to rounding noise)"))
     if e.value_floor > e.ftol_requested:
         out.append(Reason(
             "note.value_floor",

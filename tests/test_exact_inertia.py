@@ -107,7 +107,7 @@ def draws(count: int) -> list[tuple[int, list[int], tuple[int, ...]]]:
     rng = np.random.default_rng(20261201)
     out = []
     while len(out) < count:
-        n = int(rng.integers(2, 6))
+        n = int(rng.integers(2, 7))
         dx, dy = int(rng.integers(1, 5)), int(rng.integers(1, 5))
         hidden = [int(rng.integers(1, 5)) for _ in range(n - 1)]
         widths = [dx, *hidden, dy]
