@@ -145,6 +145,20 @@ class Evidence:
         return self.channel_strength is not None and self.channel_strength > 10.0 * self.channel_noise
 
     @property
+    def channel_proves_strict(self) -> bool:
+        """A channel 100 times beyond its noise (section 2 of docs/strictness.md proves strictness
+        at an exact critical point from one), confirmed by an order-2 witness at the stored point
+        whose curvature clears its own direction's rounding threshold."""
+        return (
+            self.channel_strength is not None
+            and self.channel_strength > 100.0 * self.channel_noise
+            and self.witness_order == 2
+            and self.witness_curvature is not None
+            and self.witness_threshold is not None
+            and self.witness_curvature < -self.witness_threshold
+        )
+
+    @property
     def proved_non_strict(self) -> bool:
         """Tightened ranks, or no second-order channel."""
         return self.rank_rule == "non_strict_saddle" or self.no_channel
@@ -273,6 +287,12 @@ RULES: tuple[Rule, ...] = (
          lambda e: (f"order-2 escape: curvature v^T H v = {_g(e.witness_curvature)} < "
                     f"-{max(e.curvature_threshold, e.witness_threshold or 0.0):.3e} "
                     "along a unit direction")),
+    Rule("strict.channel", Verdict.STRICT_SADDLE,
+         lambda e: e.channel_proves_strict and not e.proved_non_strict,
+         lambda e: (f"second-order channel of strength {_g(e.channel_strength)} > 100 x rounding "
+                    f"{e.channel_noise:.1e} (strict at the critical point, docs/strictness.md), "
+                    f"confirmed by an order-2 escape with curvature {_g(e.witness_curvature)} < "
+                    f"-{e.witness_threshold or 0.0:.3e} along its direction")),
     Rule("strict.misplaced_set", Verdict.STRICT_SADDLE,
          lambda e: e.misplaced and e.witness_order == 2,
          lambda e: (f"the learned set S = {list(e.learned_set or ())} misses a larger singular value than one it "
