@@ -140,9 +140,14 @@ class Evidence:
 
     @property
     def channel_found(self) -> bool:
-        """A second-order channel beyond rounding: at an exact critical point a channel proves
-        strictness (docs/strictness.md, section 2), so it contradicts any non-strict criterion."""
-        return self.channel_strength is not None and self.channel_strength > 10.0 * self.channel_noise
+        """A second-order channel beyond rounding (10 x its noise and above the noise ceiling, below
+        which strengths are rounding-level even on well-conditioned points): at an exact critical
+        point a channel proves strictness (docs/strictness.md, section 2), so it contradicts any
+        non-strict criterion."""
+        return (
+            self.channel_strength is not None
+            and self.channel_strength > max(10.0 * self.channel_noise, self.channel_noise_ceiling)
+        )
 
     @property
     def channel_proves_strict(self) -> bool:
@@ -151,7 +156,7 @@ class Evidence:
         whose curvature clears its own direction's rounding threshold."""
         return (
             self.channel_strength is not None
-            and self.channel_strength > 100.0 * self.channel_noise
+            and self.channel_strength > max(100.0 * self.channel_noise, self.channel_noise_ceiling)
             and self.witness_order == 2
             and self.witness_curvature is not None
             and self.witness_threshold is not None

@@ -169,7 +169,8 @@ def test_verdict_invariant_under_scaling(
     syy = sum(S_VALUES[i] ** 2 for i in range(min(dx, widths[-1]))) + 1
     Wf = [w.astype(np.float64) for w in W]
     base = certify(Wf, Statistics(Sxx=np.eye(dx), Syx=Syx.astype(np.float64), syy=float(syy), m=100))
-    scaled = Statistics(Sxx=cx * cx * np.eye(dx), Syx=cy * cx * Syx.astype(np.float64), syy=cy * cy * syy, m=100)
+    scaled = Statistics(Sxx=cx * cx * np.eye(dx), Syx=cy * cx * Syx.astype(np.float64),
+                        syy=cy * cy * syy, m=100)
     cert = certify([(cy / cx) * Wf[0], *Wf[1:]], scaled)
     assert cert.verdict is base.verdict, (cx, cy, [str(r) for r in cert.reasons])
 

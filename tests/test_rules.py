@@ -184,7 +184,8 @@ def test_notes() -> None:
                  lambda_min=None, lambda_min_error=None)
     assert any(r.code == "note.kawaguchi_iv" for r in notes(ev))
     assert not any(r.code == "note.kawaguchi_iv" for r in notes(replace(ev, relative_gradient=0.5)))
-    assert any(r.code == "note.vanishing_product" for r in notes(replace(saddle_evidence(), vanishing_layers=(1,))))
+    vanishing = replace(saddle_evidence(), vanishing_layers=(1,))
+    assert any(r.code == "note.vanishing_product" for r in notes(vanishing))
     ev = replace(non_strict_evidence(), witness_order=2, witness_curvature=-1e-9)
     assert any(r.code == "note.rounding_curvature" for r in notes(ev))
     assert notes(saddle_evidence()) == []
