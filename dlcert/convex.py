@@ -26,7 +26,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from dlcert.certificate import Reason, Verdict, Witness, to_builtin
 from dlcert.errors import InputError
-from dlcert.losses import DataObjective, Objective, Square
+from dlcert.losses import CrossEntropy, DataObjective, Objective, Square
 from dlcert.validation import check_weight_chain
 
 DENSE_PARAMS = 400  # dense network Hessian (n HVPs + eigh) up to this many parameters
@@ -208,13 +208,13 @@ CONVEX_RULES: tuple[ConvexRule, ...] = (
     ConvexRule("global.square_rank_constrained_minimum", Verdict.GLOBAL_MINIMUM,
                lambda e: "zhang2019.cor1",
                lambda e: e.fixed_rank_positive and e.square_objective,
-               lambda e: (f"{_at_k(e)}: {_positive(e)}, so R is a strict local minimum of f over "
+               lambda e: (f"{_at_k(e)}: {_positive(e)}, so R is a local minimum of f over "
                           "rank <= k and W a local minimum of the network; for the square loss every "
                           "local minimum is global (Zhang 2019 Cor 1)")),
     ConvexRule("inconclusive.rank_constrained_local_minimum", Verdict.INCONCLUSIVE,
                lambda e: "zhang2019.thm1",
                lambda e: e.fixed_rank_positive,
-               lambda e: (f"{_at_k(e)}: {_positive(e)}: R is a strict local minimum of f over "
+               lambda e: (f"{_at_k(e)}: {_positive(e)}: R is a local minimum of f over "
                           "rank <= k, so W is a local minimum of the network (not a saddle); not "
                           "certified global: R does not minimise f, and the rank-constrained problem may "
                           "have other, lower local minima")),
@@ -288,6 +288,17 @@ def network_gradient(ws: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray
     return [a.T @ G @ b.T for a, b in zip(A, B, strict=True)]
 
 
+def layer_relative_gradients(ws: Sequence[np.ndarray], G: np.ndarray, scale: float) -> list[float]:
+    """``||A_i^T G B_i^T||_F / (||A_i||_F ||B_i||_F scale)`` per layer (the scale-free network gradient)."""
+    A, B = _products(ws)
+    rels = []
+    for a, b in zip(A, B, strict=True):
+        gi = float(np.linalg.norm(a.T @ G @ b.T))
+        den = float(np.linalg.norm(a) * np.linalg.norm(b)) * scale
+        rels.append(gi / den if den > 0 else (0.0 if gi == 0 else math.inf))
+    return rels
+
+
 def network_hvp(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: np.ndarray,
                 V: Sequence[np.ndarray], HdR: np.ndarray | None = None) -> list[np.ndarray]:
     """Hessian of ``L(W) = f(W_N...W_1)`` along V (exact: second derivative of the product).
@@ -311,7 +322,7 @@ def network_hvp(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: np.n
     return out
 
 
-def _attained(obj: Objective, loss_name: str) -> bool | None:
+def infimum_attained(obj: Objective, loss_name: str) -> bool | None:
     """Whether f attains its infimum (logistic / cross-entropy: no recession direction; LP)."""
     if not isinstance(obj, DataObjective):
         return None
@@ -483,8 +494,8 @@ class FixedRankTest:
 
 
 def fixed_rank_test(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: np.ndarray, gscale: float,
-                    k: int, dense_limit: int = FIXED_RANK_DENSE,
-                    seed: int = 0) -> tuple[FixedRankTest, list[np.ndarray] | None]:
+                    k: int, dense_limit: int = FIXED_RANK_DENSE, seed: int = 0,
+                    basis: np.ndarray | None = None) -> tuple[FixedRankTest, list[np.ndarray] | None]:
     """The Riemannian Hessian of f on the manifold of rank-k matrices at R (rank R = k).
 
     Tangent vectors ``xi = U M V^T + U_o P V^T + U Q^T V_o^T`` (``R = U S V^T`` thin, ``U_o, V_o``
@@ -492,11 +503,23 @@ def fixed_rank_test(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: 
     is ``<xi, f''(R)[xi]> + 2 <U_o^T G V_o, P S^-1 Q^T>``. Returns the test and, when a direction
     of negative curvature was found, its lift to the network: layers 1 and N move so that the
     product is exactly ``(A + tX)(B + tY)`` with ``X B + A Y = xi`` (the Thm 1 reduction), so the
-    network loss along the lift has second derivative equal to the quadratic form at ``xi``."""
+    network loss along the lift has second derivative equal to the quadratic form at ``xi``.
+
+    ``basis`` (dy x dy', orthonormal columns): f is invariant under ``R -> R + Z`` for ``Z`` with
+    ``basis^T Z = 0`` (cross-entropy: adding one vector to every logit column), so
+    ``f(R) = f(E E^T R)`` and the test runs on ``f~(S) = f(E S)`` at ``S = E^T R`` (which must have
+    rank k); ``X = E X~`` lifts back."""
     n = len(ws)
-    dy, dx = R.shape
     d = [int(ws[0].shape[1])] + [int(w.shape[0]) for w in ws]
     j = next(i for i in range(1, n) if d[i] == k)
+    E = np.eye(R.shape[0]) if basis is None else basis
+    full_R = R
+    R, G = E.T @ R, E.T @ G
+    dy, dx = R.shape
+
+    def hvp(D: np.ndarray) -> np.ndarray:
+        return E.T @ obj.hvp(full_R, E @ D)
+
     Uf, s, Vtf = np.linalg.svd(R)
     U, Uo, V, Vo = Uf[:, :k], Uf[:, k:], Vtf[:k].T, Vtf[k:].T
     sig = s[:k]
@@ -509,7 +532,7 @@ def fixed_rank_test(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: 
 
     def op(z: np.ndarray) -> np.ndarray:
         M, P, Q = parts(np.ravel(z))
-        H = obj.hvp(R, U @ M @ V.T + Uo @ P @ V.T + U @ Q.T @ Vo.T)
+        H = hvp(U @ M @ V.T + Uo @ P @ V.T + U @ Q.T @ Vo.T)
         return np.concatenate([(U.T @ H @ V).ravel(), (Uo.T @ H @ V + Gh @ Q / sig).ravel(),
                                ((U.T @ H @ Vo).T + Gh.T @ P / sig).ravel()])
 
@@ -534,9 +557,9 @@ def fixed_rank_test(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: 
     if not lmin < -error or direction is None:
         return test, None
     M, P, Q = parts(direction)
-    A = _chain(ws, j + 1, n, d[j])
+    A = E.T @ _chain(ws, j + 1, n, d[j])
     B = _chain(ws, 1, j, d[0])
-    X = (U @ M + Uo @ P) @ V.T @ np.linalg.pinv(B)
+    X = E @ (U @ M + Uo @ P) @ V.T @ np.linalg.pinv(B)
     Y = np.linalg.pinv(A) @ U @ Q.T @ Vo.T
     C = _chain(ws, j + 1, n - 1, d[j])  # W_{N-1}..W_{j+1}: A = W_N C, C of full column rank k
     D = _chain(ws, 2, j, d[1])  # W_j..W_2: B = D W_1, D of full row rank k
@@ -582,19 +605,14 @@ def measure(ws: tuple[np.ndarray, ...], obj: Objective, loss_name: str, gtol: fl
     G, scale = obj.gradient(R)
     gnorm = float(np.linalg.norm(G))
     rel_f = gnorm / scale if scale > 0 else (0.0 if gnorm == 0 else math.inf)
-    A, B = _products(ws)
-    rels = []
-    for a, b in zip(A, B, strict=True):
-        gi = float(np.linalg.norm(a.T @ G @ b.T))
-        den = float(np.linalg.norm(a) * np.linalg.norm(b)) * scale
-        rels.append(gi / den if den > 0 else (0.0 if gi == 0 else math.inf))
+    rels = layer_relative_gradients(ws, G, scale)
     rel = max(rels)
     sv = np.linalg.svd(R, compute_uv=False)
     pscale = math.prod(float(np.linalg.norm(w, 2)) for w in ws)
     cutoff = RANK_RTOL * max(float(sv[0]) if sv.size else 0.0, pscale)
     rank = int(np.count_nonzero(sv > cutoff))
     ambiguous = bool(np.any((sv > cutoff / 100) & (sv <= cutoff * 100))) and cutoff > 0
-    attained = _attained(obj, loss_name) if rel_f > gtol else None  # stationary: a minimiser
+    attained = infimum_attained(obj, loss_name) if rel_f > gtol else None  # stationary: a minimiser
     no_bottleneck = k == min(d[0], d[-1])
     lam_min = lam_max = None
     hessian_zero = False
@@ -617,8 +635,16 @@ def measure(ws: tuple[np.ndarray, ...], obj: Objective, loss_name: str, gtol: fl
     fixed: FixedRankTest | None = None
     fixed_setting = (critical_only and not no_bottleneck and rank == k and not ambiguous
                      and rel_f > NEAR_STATIONARY * gtol)
+    basis = None
+    if fixed_setting and isinstance(obj, DataObjective) and isinstance(obj.loss, CrossEntropy):
+        basis = np.linalg.svd(np.eye(d[-1]) - 1.0 / d[-1])[0][:, : d[-1] - 1]  # the logits' 1^perp
+        reduced = np.linalg.svd(basis.T @ R, compute_uv=False)
+        fixed_setting = (k < min(d[0], d[-1] - 1)
+                         and int(np.count_nonzero(reduced > cutoff)) == k
+                         and not bool(np.any((reduced > cutoff / 100) & (reduced <= cutoff * 100))))
     if fixed_setting:  # the second-order test of the rank-constrained problem replaces the network's
-        fixed, lift = fixed_rank_test(ws, obj, R, G, scale, k, dense_limit=fixed_rank_dense, seed=seed)
+        fixed, lift = fixed_rank_test(ws, obj, R, G, scale, k, dense_limit=fixed_rank_dense, seed=seed,
+                                      basis=basis)
         for sign in (1.0, -1.0) if lift is not None else ():
             assert lift is not None
             witness = _confirm(ws, obj, R, [sign * v for v in lift], radius, "negative_curvature")
