@@ -149,11 +149,11 @@ class ConvexLandscapeView:
             tab = Table(title=f"random starts: {t.n} (seed {t.seed}), each certified by the rules of "
                         "check --loss", title_justify="left", header_style="label")
             tab.add_column("#", justify="right")
-            tab.add_column("verdict / rule (theorem)", overflow="fold", min_width=46)
+            tab.add_column("verdict / rule (theorem)", overflow="fold", min_width=34)
             tab.add_column("f(R)", justify="right", style="number")
             tab.add_column("rel. grad f", justify="right", style="number")
             tab.add_column("rel. grad W", justify="right", style="number")
-            tab.add_column("rank R", justify="right")
+            tab.add_column("rank", justify="right")
             tab.add_column("L-BFGS-B", justify="right")
             for r in t.records:
                 tab.add_row(str(r.index),
