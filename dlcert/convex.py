@@ -536,13 +536,33 @@ def fixed_rank_test(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: 
         return np.concatenate([(U.T @ H @ V).ravel(), (Uo.T @ H @ V + Gh @ Q / sig).ravel(),
                                ((U.T @ H @ Vo).T + Gh.T @ P / sig).ravel()])
 
+    def dense() -> np.ndarray:
+        """The matrix, column by column; for built-in data losses many HVPs share one GEMM."""
+        if not isinstance(obj, DataObjective):
+            return np.array([op(np.eye(1, dim, c)[0]) for c in range(dim)])
+        cols = []
+        for start in range(0, dim, 64):
+            Z = np.eye(dim)[:, start:start + 64]
+            b = Z.shape[1]
+            Ms = Z[:nM].T.reshape(b, k, k)
+            Ps = Z[nM:nM + nP].T.reshape(b, dy - k, k)
+            Qs = Z[nM + nP:].T.reshape(b, dx - k, k)
+            xis = (U @ Ms @ V.T) + (Uo @ Ps @ V.T) + (U @ np.swapaxes(Qs, 1, 2) @ Vo.T)
+            Hs = E.T @ obj.hvp_many(full_R, E @ xis)
+            cols.append(np.concatenate([
+                (U.T @ Hs @ V).reshape(b, -1),
+                (Uo.T @ Hs @ V + Gh @ Qs / sig).reshape(b, -1),
+                (np.swapaxes(U.T @ Hs @ Vo, 1, 2) + Gh.T @ Ps / sig).reshape(b, -1)], axis=1))
+        return np.concatenate(cols, axis=0)
+
     PG = G - Uo @ Gh @ Vo.T
     rgrad = float(np.linalg.norm(PG)) / gscale if gscale > 0 else 0.0
     direction: np.ndarray | None
     lmin: float | None
     lmax: float | None
     if dim <= dense_limit:
-        _, lam, vec = dense_spectrum(op, dim)
+        K = dense()
+        lam, vec = np.linalg.eigh(0.5 * (K + K.T))
         lmin, lmax, direction, method = float(lam[0]), float(lam[-1]), vec[:, 0], "dense"
     else:
         lmin, lmax, direction = _lanczos(op, dim, seed)

@@ -277,3 +277,37 @@ def test_docs_list_every_convex_rule() -> None:
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "losses.md").read_text()
     assert [r.code for r in CONVEX_RULES if f"`{r.code}`" not in text] == []
+
+
+@pytest.mark.parametrize("name", ["square", "logistic", "cross-entropy", "huber"])
+def test_batched_hvp_equals_one_at_a_time(name: str) -> None:
+    from dlcert.losses import Huber, Logistic, SampleLoss
+
+    rng = np.random.default_rng(30)
+    X = rng.normal(size=(4, 70))
+    dy = 1 if name == "logistic" else 3
+    Y = (rng.random((1, 70)) < 0.5).astype(float) if name == "logistic" else (
+        np.eye(3)[:, rng.integers(0, 3, 70)] if name == "cross-entropy" else rng.normal(size=(3, 70)))
+    table: dict[str, SampleLoss] = {"square": Square(), "logistic": Logistic(),
+                                    "cross-entropy": CrossEntropy(), "huber": Huber(0.3)}
+    obj = DataObjective(table[name], X, Y, chunk=16)
+    R = rng.normal(size=(dy, 4))
+    Ds = rng.normal(size=(5, dy, 4))
+    many = obj.hvp_many(R, Ds, budget=40)  # sub-chunks of 2 or 8 samples
+    np.testing.assert_allclose(many, np.stack([obj.hvp(R, D) for D in Ds]), rtol=1e-12, atol=1e-12)
+
+
+def test_batched_and_callable_objectives_give_the_same_fixed_rank_spectrum() -> None:
+    from dlcert.convex import fixed_rank_test
+    from dlcert.losses import FunctionObjective
+
+    X, Y, ws = _ce_trained(12)
+    obj = DataObjective(CrossEntropy(), X, Y)
+    same = FunctionObjective(obj.value, lambda R: obj.gradient(R)[0], obj.hvp, lambda R: obj.gradient(R)[1])
+    R = ws[1] @ ws[0]
+    G, scale = obj.gradient(R)
+    basis = np.linalg.svd(np.eye(4) - 0.25)[0][:, :3]
+    a, _ = fixed_rank_test(ws, obj, R, G, scale, 2, basis=basis)
+    b, _ = fixed_rank_test(ws, same, R, G, scale, 2, basis=basis)
+    assert a.min_eigenvalue == pytest.approx(b.min_eigenvalue, rel=1e-10)
+    assert a.max_eigenvalue == pytest.approx(b.max_eigenvalue, rel=1e-10)
