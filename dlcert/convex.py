@@ -26,7 +26,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from dlcert.certificate import Reason, Verdict, Witness, to_builtin
 from dlcert.errors import InputError
-from dlcert.losses import CrossEntropy, DataObjective, Objective, Square
+from dlcert.losses import CrossEntropy, DataObjective, FunctionObjective, Objective, Square
 from dlcert.validation import check_weight_chain
 
 DENSE_PARAMS = 400  # dense network Hessian (n HVPs + eigh) up to this many parameters
@@ -240,7 +240,8 @@ CONVEX_RULES: tuple[ConvexRule, ...] = (
                           f"negative curvature shown (smallest {_g(e.lambda_min)}, threshold "
                           f"{e.curvature_threshold:.1e}): possibly a local minimum of the rank-constrained "
                           "problem (Thm 2: its bottleneck factors are full rank); the fixed-rank "
-                          "second-order test was not run (it covers single chains only)")),
+                          "second-order test was not run (it needs a single chain and, for "
+                          "cross-entropy, the centred product E^T R of rank k)")),
 )
 
 
@@ -464,6 +465,7 @@ def _confirm(ws: tuple[np.ndarray, ...], obj: Objective, R: np.ndarray, V: Seque
 # ------------------------------------------------------------------ the fixed-rank second-order test
 
 FIXED_RANK_DENSE = 1500  # dense fixed-rank Hessian (n HVPs + eigh) up to this tangent dimension
+FD_HVP_RTOL = 1e-4  # relative error allowed for HVPs by central differences (FunctionObjective without hvp)
 
 
 @dataclass(frozen=True)
@@ -573,6 +575,8 @@ def fixed_rank_test(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: 
     terms = obj.m if isinstance(obj, DataObjective) else 1
     error = (1e3 * eps * dim * max(abs(lmin), abs(lmax))
              + 8.0 * eps * (terms + dx + 2) * gscale / float(sig[-1]))
+    if isinstance(obj, FunctionObjective) and obj.hessian_vector is None:
+        error += FD_HVP_RTOL * max(abs(lmin), abs(lmax))  # HVPs by central differences of the gradient
     test = FixedRankTest(method, dim, j, lmin, lmax, error, float(sig[-1]), rgrad)
     if not lmin < -error or direction is None:
         return test, None

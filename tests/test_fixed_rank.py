@@ -311,3 +311,20 @@ def test_batched_and_callable_objectives_give_the_same_fixed_rank_spectrum() -> 
     b, _ = fixed_rank_test(ws, same, R, G, scale, 2, basis=basis)
     assert a.min_eigenvalue == pytest.approx(b.min_eigenvalue, rel=1e-10)
     assert a.max_eigenvalue == pytest.approx(b.max_eigenvalue, rel=1e-10)
+
+
+def test_a_loss_name_string_does_not_buy_cor1() -> None:
+    """The same square loss as callables (no HVP: central differences) is not known to be the
+    square loss: a local minimum of the rank-constrained problem, not a certified global one."""
+    from dlcert.losses import FunctionObjective
+
+    X, Y, U, s, V = _whitened(1, SV)
+    T = Y @ X.T / 50
+    obj = FunctionObjective(lambda R: 25.0 * float(np.sum((R - T) ** 2)), lambda R: 50.0 * (R - T))
+    ws = _keep(U, s, V, [0, 1], 2, np.random.default_rng(2))
+    cert = certify_convex(ws, obj, loss_name="square")
+    assert cert.verdict == Verdict.INCONCLUSIVE and cert.rule == "inconclusive.rank_constrained_local_minimum"
+    fr = cert.fixed_rank
+    assert fr is not None and fr.min_eigenvalue is not None and fr.max_eigenvalue is not None
+    assert fr.error_bound is not None and fr.error_bound >= 1e-4 * fr.max_eigenvalue
+    assert fr.min_eigenvalue == pytest.approx(_closed_form_min(s, [0, 1], 50), rel=1e-6)
