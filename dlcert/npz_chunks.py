@@ -83,7 +83,7 @@ READ_ERRORS = (
 )
 
 _LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
-_MAX_PIECE = 1 << 26  # largest single read from a zip stream
+_MAX_PIECE = 1 << 22  # largest single read from a zip stream (zipfile copies it a few times)
 
 
 @dataclass(frozen=True)
@@ -427,14 +427,23 @@ def chunked_statistics(
                 with np.errstate(over="ignore", invalid="ignore"):
                     Xc = xr.read(a, b).astype(np.float64, copy=False)
                     Yc = yr.read(a, b).astype(np.float64, copy=False)
-                _scan(Xc, a, x_cols, bad_x)
-                _scan(Yc, a, y_cols, bad_y)
                 if bad_x.count or bad_y.count:  # failed: only count what is left
+                    _scan(Xc, a, x_cols, bad_x)
+                    _scan(Yc, a, y_cols, bad_y)
                     continue
                 with np.errstate(over="ignore", invalid="ignore"):
-                    Sxx += Xc @ Xc.T
+                    gram = Xc @ Xc.T
+                    yy = float(np.einsum("ij,ij->", Yc, Yc))  # as Statistics.from_data
+                # A non-finite value makes its row's sum of squares non-finite, so finite
+                # diagonals and ||Y_c||^2 prove the chunk finite; otherwise look (an overflow
+                # of finite values is not an error here: the range check refuses it later).
+                if not (np.isfinite(np.diagonal(gram)).all() and np.isfinite(yy)):
+                    if _scan(Xc, a, x_cols, bad_x) | _scan(Yc, a, y_cols, bad_y):
+                        continue
+                with np.errstate(over="ignore", invalid="ignore"):
+                    Sxx += gram
                     Syx += Yc @ Xc.T
-                    syy += float(np.einsum("ij,ij->", Yc, Yc))  # as Statistics.from_data
+                    syy += yy
             xr.finish()
             yr.finish()
         except InputError:
@@ -458,13 +467,13 @@ def _guard(
     X: np.ndarray | NpzMember, Y: np.ndarray | NpzMember, dx: int, dy: int, cs: int, lay: str,
     source: str,
 ) -> None:
-    """Refuse a pass that would not fit: statistics, chunk buffers (as stored and as float64),
-    and the stored bytes of a compressed member whose samples are not contiguous."""
-    need = (2 * (dx * dx + dy * dx) + 2 * cs * (dx + dy)) * 8
+    """Refuse a pass that would not fit: statistics, a chunk as float64 and as stored, and the
+    stored bytes of a compressed member whose samples are not contiguous (decompressed whole)."""
+    need = (2 * (dx * dx + dy * dx) + cs * (dx + dy)) * 8
     dominant = f"Sxx, Syx and chunks of {cs} samples"
-    for a in (X, Y):
+    for a, d in ((X, dx), (Y, dy)):
         if isinstance(a, NpzMember):
-            need += cs * (dx + dy) * a.dtype.itemsize
+            need += cs * d * a.dtype.itemsize
             if not a.stored and not _geometry(a.shape, a.fortran, lay)[2]:
                 need += a.nbytes
                 dominant = (f"member {a.name} ({human(a.nbytes)}), compressed with its samples "
