@@ -40,7 +40,7 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def machine() -> str:
+def machine(threads: str | None = None) -> str:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -49,7 +49,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    env = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    env = threads or os.environ.get("OPENBLAS_NUM_THREADS", "default")
     return (f"{cpu}, nproc {os.cpu_count()}, {platform.platform()}, python {platform.python_version()}, "
             f"numpy {np.__version__}, OPENBLAS_NUM_THREADS {env}")
 
@@ -194,7 +194,7 @@ def main() -> None:
     env0 = dict(os.environ)
     if args.threads is not None:
         env0["OPENBLAS_NUM_THREADS"] = env0["OMP_NUM_THREADS"] = args.threads
-    print(f"machine: {machine()}")
+    print(f"machine: {machine(args.threads)} (children)")
     print(f"start: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, {load()}")
     params = sum(widths[i] * widths[i - 1] for i in range(1, len(widths)))
     kinds = ["stored"] + (["deflated"] if args.deflated else [])
