@@ -10,8 +10,8 @@ transpose of a whole array:
   like an ``.npy`` file (:mod:`dlcert.streaming`): one read per chunk when the samples are
   contiguous (layout rows in C order, layout columns in Fortran order), one per feature
   otherwise (a column block of a ``(d, m)`` array). The member's CRC-32 is checked over the
-  bytes as they are read (per-segment CRCs combined in file order, :func:`crc32_combine`), so a
-  damaged member is refused as ``zipfile`` would refuse it.
+  bytes as they are read (then one CRC per feature, combined in file order at the end,
+  :func:`crc32_combine`), so a damaged member is refused as ``zipfile`` would refuse it.
 * a *compressed* member (deflate, or any method ``zipfile`` reads) is decompressed as a stream,
   chunk by chunk when its samples are contiguous; when they are not (a deflated ``(d, m)``
   array in C order), a stream cannot deliver column blocks, so the member is decompressed once
@@ -254,8 +254,9 @@ class _StoredReader(_Reader):
             raise _corrupt(source, f"member {member.name} ends past the end of the file")
         self.crc = zlib.crc32(head)
         self.item = member.dtype.itemsize
-        # layout "not contiguous": per feature, the CRCs of its segments in sample order
-        self.segments: list[list[tuple[int, int]]] = [[] for _ in range(self.d)]
+        # samples not contiguous: the CRC of each feature's values so far (a feature's segments
+        # are read in file order, so each continues its own CRC; features combine at the end)
+        self.features = [0] * self.d if not self.contiguous else []
         self.next = 0
 
     def _pread(self, buf: np.ndarray, offset: int, crc: int = 0) -> int:
@@ -284,19 +285,16 @@ class _StoredReader(_Reader):
             return rows.T
         out = np.empty((self.d, n), dtype=self.member.dtype)
         for i in range(self.d):  # feature i is m consecutive values; take a:b of them
-            crc = self._pread(out[i], self.offset + (i * self.m + a) * self.item)
-            self.segments[i].append((crc, n * self.item))
+            self.features[i] = self._pread(out[i], self.offset + (i * self.m + a) * self.item,
+                                           self.features[i])
         return out
 
     def finish(self) -> None:
         crc = self.crc
         if not self.contiguous:
-            shifts: dict[int, int] = {}
-            for feature in self.segments:
-                for seg, length in feature:
-                    if length not in shifts:
-                        shifts[length] = _x8nmodp(length)
-                    crc = _multmodp(shifts[length], crc) ^ seg
+            shift = _x8nmodp(self.m * self.item)  # past one feature's values
+            for feature in self.features:
+                crc = _multmodp(shift, crc) ^ feature
         if crc != self.member.info.CRC:
             raise _corrupt(self.member.source, f"Bad CRC-32 for member {self.member.name}")
 
