@@ -54,7 +54,7 @@ def machine(threads: str | None = None) -> str:
             f"numpy {np.__version__}, OPENBLAS_NUM_THREADS {env}")
 
 
-def _member(zf: zipfile.ZipFile, name: str, shape: tuple[int, int], blocks: object) -> None:
+def _member(zf: zipfile.ZipFile, name: str, shape: tuple[int, ...], blocks: object) -> None:
     """Write one float64 C-order .npy member from an iterator of row blocks."""
     with zf.open(name + ".npy", "w", force_zip64=True) as fp:
         np.lib.format.write_array_header_1_0(
@@ -64,8 +64,11 @@ def _member(zf: zipfile.ZipFile, name: str, shape: tuple[int, int], blocks: obje
             fp.write(np.ascontiguousarray(block, dtype=np.float64).tobytes())
 
 
-def write_data(path: Path, m: int, dx: int, dy: int, compression: int, block: int = 50_000) -> None:
-    """``X`` (m, dx) and ``Y = X A^T + noise`` (m, dy), written block by block (same seed)."""
+def write_data(path: Path, m: int, dx: int, dy: int, compression: int, block: int = 50_000,
+               columns: bool = False) -> None:
+    """``X`` (m, dx) and ``Y = X A^T + noise`` (m, dy), written block by block (same seed); with
+    ``columns``, ``X`` (dx, m) and ``Y`` (dy, m) in C order, independent rows, one feature at a
+    time (a feature-major file: the chunked reader takes column blocks, one read per feature)."""
     A = np.random.default_rng(0).standard_normal((dy, dx)) / np.sqrt(dx)
 
     def rows(which: str):  # type: ignore[no-untyped-def]
@@ -74,11 +77,19 @@ def write_data(path: Path, m: int, dx: int, dy: int, compression: int, block: in
             x = rng.standard_normal((min(m, a + block) - a, dx))
             yield x if which == "X" else x @ A.T + 0.1 * rng.standard_normal((x.shape[0], dy))
 
+    def features(d: int, seed: int):  # type: ignore[no-untyped-def]
+        for i in range(d):
+            yield np.random.default_rng([seed, i]).standard_normal(m)
+
     tmp = path.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", compression=compression, compresslevel=1 if compression else None,
                          allowZip64=True) as zf:
-        _member(zf, "X", (m, dx), rows("X"))
-        _member(zf, "Y", (m, dy), rows("Y"))
+        if columns:
+            _member(zf, "X", (dx, m), features(dx, 3))
+            _member(zf, "Y", (dy, m), features(dy, 4))
+        else:
+            _member(zf, "X", (m, dx), rows("X"))
+            _member(zf, "Y", (m, dy), rows("Y"))
     tmp.replace(path)
 
 
@@ -172,6 +183,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/dlcert-raw-npz"))
     ap.add_argument("--deflated", action="store_true", help="also a deflated copy of the data")
+    ap.add_argument("--columns", action="store_true",
+                    help="store X (dx, m), Y (dy, m) in C order (feature-major), not a row per sample "
+                    "(other values; --npy then times a pair of the row data, of the same size)")
     ap.add_argument("--npy", action="store_true",
                     help="also time `dlcert stats X.npy Y.npy` on the same data as an .npy pair")
     ap.add_argument("--baseline", type=Path, default=None, help="another tree to run the same commands with")
@@ -189,7 +203,8 @@ def main() -> None:
         return
     if args.write is not None:
         write_data(d / f"{args.write}.npz", args.m, widths[0], widths[-1],
-                   zipfile.ZIP_DEFLATED if args.write == "deflated" else zipfile.ZIP_STORED)
+                   zipfile.ZIP_DEFLATED if args.write.startswith("deflated") else zipfile.ZIP_STORED,
+                   columns=args.write.endswith("-columns"))
         return
     env0 = dict(os.environ)
     if args.threads is not None:
@@ -198,6 +213,8 @@ def main() -> None:
     print(f"start: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, {load()}")
     params = sum(widths[i] * widths[i - 1] for i in range(1, len(widths)))
     kinds = ["stored"] + (["deflated"] if args.deflated else [])
+    if args.columns:
+        kinds = [k + "-columns" for k in kinds]
     me = [sys.executable, str(Path(__file__).resolve()), "--m", str(args.m), "--widths", args.widths,
           "--dir", str(d)]
     write_weights(d / "W.npz", widths)
@@ -212,7 +229,9 @@ def main() -> None:
     for kind in kinds:
         data = d / f"{kind}.npz"
         nbytes = 8 * args.m * (widths[0] + widths[-1])
-        print(f"\n[{kind}] {data.name}: X ({args.m:,}, {widths[0]}) and Y ({args.m:,}, {widths[-1]}) "
+        shapes = ((widths[0], args.m), (widths[-1], args.m)) if args.columns else (
+            (args.m, widths[0]), (args.m, widths[-1]))
+        print(f"\n[{kind}] {data.name}: X {shapes[0]} and Y {shapes[1]} "
               "float64, "
               f"{nbytes / 1e9:.3f} GB of arrays, file {data.stat().st_size / 1e9:.3f} GB; weights {widths}, "
               f"{params:,} parameters; {args.reps} interleaved reps")
