@@ -305,7 +305,7 @@ def load(
     or ``Sxx, Syx, syy, m``. Loading never executes code.
     """
     from dlcert import checkpoints, formats
-    from dlcert.io import Layout, load_problem, read_npz, weights_from_arrays
+    from dlcert.io import Layout, load_problem, read_npz, read_npz_data, weights_from_arrays
     from dlcert.manifest import is_manifest, load_check_input
 
     p = Path(path)
@@ -317,7 +317,7 @@ def load(
             problem, _gtol, _ftol = load_check_input(p, Path(data) if data else None, lay, None, None)
             return Loaded(problem.weights, problem.stats, problem.weights_eps, str(p), notes)
         has_data = data is not None or (
-            formats.format_of(p) is None and any(k in read_npz(p) for k in ("X", "Sxx", "x"))
+            formats.format_of(p) is None and any(k in read_npz_data(p) for k in ("X", "Sxx", "x"))
         )
         if has_data:
             problem = load_problem(p, Path(data) if data else None, lay)

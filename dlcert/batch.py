@@ -213,7 +213,7 @@ def check_point(
 
     Options given explicitly override a manifest's tolerances. Raises :class:`DlcertError`.
     """
-    guard_files([weights, data])
+    guard_files([weights, data], raw_in_chunks=True)  # X, Y of an .npz are read in chunks
     if entry is not None:
         problem = manifest_problem(entry, data, options.layout)
         gtol = options.gtol if options.gtol is not None else entry.gtol

@@ -28,11 +28,14 @@ import pickle
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from dlcert.errors import InputError
+
+if TYPE_CHECKING:
+    from dlcert.npz_chunks import NpzMember
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -144,13 +147,21 @@ def normalise_data_names(arrays: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_data_file(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a data file: ``.npz`` or a ``torch.save`` file (by suffix; module doc)."""
-    from dlcert.io import read_npz  # io imports this module: import at call time
+@overload
+def read_data_file(path: Path, *, chunked: Literal[False] = False) -> dict[str, np.ndarray]: ...
+@overload
+def read_data_file(path: Path, *, chunked: Literal[True]) -> dict[str, np.ndarray | NpzMember]: ...
+def read_data_file(path: Path, *, chunked: bool = False) -> Mapping[str, Any]:
+    """The arrays of a data file: ``.npz`` or a ``torch.save`` file (by suffix; module doc).
+
+    ``chunked``: the raw data ``X``, ``Y`` of an ``.npz`` is not loaded but handed on for
+    :func:`dlcert.io.data_statistics` to read in chunks (:func:`dlcert.io.read_npz_data`).
+    """
+    from dlcert.io import read_npz, read_npz_data  # io imports this module: import at call time
 
     path = Path(path)
     if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
-        return normalise_data_names(read_npz(path))
+        return normalise_data_names(read_npz_data(path) if chunked else read_npz(path))
     obj = _torch_load(path)
     if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(is_tensor_like(v) for v in obj):
         obj = {"X": obj[0], "Y": obj[1]}

@@ -13,9 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
-from dlcert.io import Layout, data_statistics, require_targets
+from dlcert.io import DataArray, Layout, data_statistics, require_targets
 from dlcert.resources import guard_files
 from dlcert.statistics import Statistics
 from dlcert.validation import layout_from_shapes
@@ -27,7 +25,7 @@ Dims = tuple[int, int] | None
 
 
 def statistics_from_arrays(
-    arrays: Mapping[str, np.ndarray], dims: Dims, layout: Layout | str | None, source: str
+    arrays: Mapping[str, DataArray], dims: Dims, layout: Layout | str | None, source: str
 ) -> Statistics:
     """Statistics from a file's arrays: raw ``X, Y`` or ``Sxx, Syx, syy, m`` (weights ignored)."""
     return data_statistics(arrays, source, dims=dims, layout=layout)
@@ -40,9 +38,9 @@ def load_statistics(path: Path, dims: Dims = None, layout: Layout | str | None =
     ``dims = (d_0, d_N)`` from the widths when known; otherwise inferred (module docstring).
     """
     path = Path(path)
-    guard_files([path])
-    from dlcert.checkpoints import read_data_file  # .npz or torch.save; x/y read as X/Y
+    guard_files([path], raw_in_chunks=True)
+    from dlcert.checkpoints import read_data_file  # .npz (X, Y in chunks) or torch.save; x/y as X/Y
 
-    stats = data_statistics(read_data_file(path), str(path), dims=dims, layout=layout)
+    stats = data_statistics(read_data_file(path, chunked=True), str(path), dims=dims, layout=layout)
     require_targets(stats, str(path))
     return stats

@@ -40,7 +40,7 @@ def _legacy(inputs: Sequence[str | Path]) -> bool:
 
 
 def npz_statistics(source: NpzSource, layout: Layout | str | None) -> Statistics:
-    """An ``.npz`` source read whole and checked by :mod:`dlcert.datasets`."""
+    """An ``.npz`` source, checked by :mod:`dlcert.datasets` (``X, Y`` read in chunks)."""
     return load_statistics(source.path, (source.dx, source.dy), layout)
 
 

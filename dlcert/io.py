@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,8 @@ import numpy as np
 
 from dlcert import checkpoints, formats
 from dlcert.errors import InputError
-from dlcert.resources import guard_files, read_member_header
+from dlcert.npz_chunks import RAW_NAMES, READ_ERRORS, NpzMember, chunked_statistics, member_header
+from dlcert.resources import guard_files
 from dlcert.statistics import Statistics
 from dlcert.validation import (
     MAX_INDEX_DIGITS,
@@ -64,6 +64,7 @@ __all__ = [
     "problem_from",
     "read_metadata",
     "read_npz",
+    "read_npz_data",
     "read_witness",
     "require_targets",
     "save_statistics",
@@ -79,20 +80,10 @@ META_PREFIX = "meta_"
 _ALLOWED = "W1..WN, X, Y, Sxx, Syx, syy, m, meta_*"
 
 # What reading a damaged archive or member can raise (zipfile, zlib, numpy.lib.format).
-_READ_ERRORS = (
-    OSError,
-    EOFError,
-    ValueError,
-    KeyError,
-    zipfile.BadZipFile,
-    zlib.error,
-    NotImplementedError,  # unsupported zip compression method
-    RuntimeError,  # encrypted member
-    OverflowError,
-    MemoryError,
-    SyntaxError,  # a malformed .npy header goes through ast.literal_eval
-    TypeError,
-)
+_READ_ERRORS = READ_ERRORS
+
+#: An array of a data file: read (``np.ndarray``) or, raw data, to be read in chunks.
+DataArray = np.ndarray | NpzMember
 
 
 @dataclass(frozen=True)
@@ -154,10 +145,13 @@ def _sniff(head: bytes, source: str) -> None:
         )
 
 
-def _check_member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> None:
-    """Read a member's .npy header; reject object dtypes and sizes the member cannot hold."""
+def _check_member_header(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str
+) -> tuple[tuple[int, ...], np.dtype[Any], bool, int]:
+    """Read a member's .npy header; reject object dtypes and sizes the member cannot hold.
+    Returns ``(shape, dtype, fortran_order, header size)``."""
     key = _show(info.filename.removesuffix(".npy"))
-    shape, dtype, header_bytes = read_member_header(zf, info)
+    shape, dtype, fortran, header_bytes = member_header(zf, info)
     if dtype.hasobject:
         raise InputError(
             f"{source}: array {key} has dtype {dtype} (shape {shape}), which needs pickle to "
@@ -173,6 +167,7 @@ def _check_member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str
             f"{source}: array {key} declares shape {shape} dtype {dtype} ({need} bytes) but "
             f"its member holds {have} bytes; the archive is corrupt or truncated"
         )
+    return shape, dtype, fortran, header_bytes
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -182,10 +177,23 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     members that are not valid ``.npy`` arrays, duplicate member names and object arrays all
     raise :class:`InputError` naming the file.
     """
-    path = Path(path)
-    source = _show_path(path)
-    guard_files([path])
     out: dict[str, np.ndarray] = {}
+    _read_npz_into(Path(path), out, lazy=False)
+    return out
+
+
+def read_npz_data(path: Path) -> dict[str, DataArray]:
+    """:func:`read_npz`, but the raw data ``X``, ``Y`` (``x``, ``y``) is not loaded: those
+    members, their headers checked, come back as :class:`~dlcert.npz_chunks.NpzMember` for
+    :func:`data_statistics` to read in chunks. The memory guard counts them as one chunk."""
+    out: dict[str, DataArray] = {}
+    _read_npz_into(Path(path), out, lazy=True)
+    return out
+
+
+def _read_npz_into(path: Path, out: dict[str, Any], *, lazy: bool) -> None:
+    source = _show_path(path)
+    guard_files([path], raw_in_chunks=lazy)
     # Open the file ourselves: np.load(path) leaks its handle when the zip is unreadable.
     with open_input(path, "an .npz archive") as fid:
         try:
@@ -193,11 +201,14 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             fid.seek(0)
         except OSError as exc:
             raise InputError(f"{source}: cannot read it ({_one_line(exc.strerror or exc)})") from None
-        _read_members(fid, source, out)
-    return out
+        _read_members(fid, source, out, path if lazy else None)
 
 
-def _read_members(fid: IO[bytes], source: str, out: dict[str, np.ndarray]) -> None:
+def _read_members(
+    fid: IO[bytes], source: str, out: dict[str, Any], lazy: Path | None = None
+) -> None:
+    """Every member into ``out``; with ``lazy`` (the archive's path) the raw data members as
+    :class:`NpzMember`."""
     try:
         with np.load(fid, allow_pickle=False) as npz:
             zf = npz.zip
@@ -216,14 +227,18 @@ def _read_members(fid: IO[bytes], source: str, out: dict[str, np.ndarray]) -> No
                         f"{source}: member {_show(name)} is not a .npy array; an .npz holds "
                         f"only .npy members ({_ALLOWED})"
                     )
-                _check_member_header(zf, info, source)
+                shape, dtype, fortran, header = _check_member_header(zf, info, source)
+                key = name.removesuffix(".npy")
+                if lazy is not None and key in RAW_NAMES:
+                    out[key] = NpzMember(lazy, source, key, info, shape, dtype, fortran, header)
+                    continue
                 value = npz[name]
                 if not isinstance(value, np.ndarray):
                     raise InputError(
                         f"{source}: member {_show(name)} is not a valid .npy array "
                         "(no .npy magic); the archive is corrupt"
                     )
-                out[name.removesuffix(".npy")] = value
+                out[key] = value
     except InputError:
         raise
     except _READ_ERRORS as exc:
@@ -286,7 +301,7 @@ def weights_from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> tuple[
     return check_weight_chain([arrays[k] for k in keys], source)
 
 
-def _data_arrays(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+def _data_arrays(arrays: Mapping[str, DataArray], source: str) -> dict[str, DataArray]:
     """The data arrays of a data file; weight and ``meta_*`` arrays may sit beside them."""
     unknown = [
         k
@@ -300,7 +315,7 @@ def _data_arrays(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, np.
 
 
 def data_statistics(
-    arrays: Mapping[str, np.ndarray],
+    arrays: Mapping[str, DataArray],
     source: str,
     *,
     dims: tuple[int, int] | None = None,
@@ -316,7 +331,9 @@ def data_statistics(
     precision is that of the stored dtypes (:func:`~dlcert.validation.precision_of`), at least
     ``precision`` (the weights'); a statistics file's ``meta_eps`` may only tighten it
     (:func:`~dlcert.validation.claimed_precision`). Statistics that overflow, or that no data set
-    can have (``Sxx`` indefinite, ``syy`` below what ``X`` explains), are refused.
+    can have (``Sxx`` indefinite, ``syy`` below what ``X`` explains), are refused. Raw data
+    not yet read (:func:`read_npz_data`) is read in chunks (:mod:`dlcert.npz_chunks`), with the
+    same checks and, up to the order of the float64 sums, the same statistics.
     """
     data = _data_arrays(arrays, source)
     raw = [k for k in RAW_KEYS if k in data]
@@ -339,19 +356,23 @@ def data_statistics(
         if dims is None:
             lay, dx, dy, _ = layout_from_shapes(X.shape, Y.shape, layout, source)
             dims, layout = (dx, dy), lay
-        X64, Y64 = check_data(X, Y, dims[0], dims[1], layout, source)
-        with np.errstate(over="ignore", invalid="ignore"):
-            stats = Statistics.from_data(X64, Y64, eps=precision_of(X, Y, floor=precision))
+        if isinstance(X, NpzMember) or isinstance(Y, NpzMember):
+            stats = chunked_statistics(X, Y, dims[0], dims[1], layout, source, precision=precision)
+        else:
+            X64, Y64 = check_data(X, Y, dims[0], dims[1], layout, source)
+            with np.errstate(over="ignore", invalid="ignore"):
+                stats = Statistics.from_data(X64, Y64, eps=precision_of(X, Y, floor=precision))
         check_statistics_range(stats.Sxx, stats.Syx, stats.syy, source)
         return stats
-    missing = [k for k in STATS_KEYS if k not in data]
+    st = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}  # only X, Y are lazy
+    missing = [k for k in STATS_KEYS if k not in st]
     if missing:
         raise InputError(
             f"{source}: statistics file is missing {', '.join(missing)}; expected "
             "Sxx, Syx, syy and m"
         )
     if dims is None:
-        sxx, syx = data["Sxx"], data["Syx"]
+        sxx, syx = st["Sxx"], st["Syx"]
         if sxx.ndim != 2 or syx.ndim != 2:
             raise InputError(
                 f"{source}: Sxx has shape {sxx.shape} and Syx has shape {syx.shape}; "
@@ -359,9 +380,9 @@ def data_statistics(
             )
         dims = (int(sxx.shape[0]), int(syx.shape[0]))
     Sxx, Syx, syy, m = check_statistics(
-        data["Sxx"], data["Syx"], data["syy"], data["m"], dims[0], dims[1], source
+        st["Sxx"], st["Syx"], st["syy"], st["m"], dims[0], dims[1], source
     )
-    stored = precision_of(data["Sxx"], data["Syx"], data["syy"])
+    stored = precision_of(st["Sxx"], st["Syx"], st["syy"])
     eps = max(claimed_precision(stored, arrays.get(META_PREFIX + "eps"), source), precision)
     return Statistics(Sxx=Sxx, Syx=Syx, syy=syy, m=m, eps=eps)
 
@@ -378,12 +399,13 @@ class WeightsFile:
 
     weights : ``W1..WN`` as float64 arrays. precision : epsilon of their stored dtypes
     (:func:`~dlcert.validation.precision_of`, bfloat16 included). arrays : every array of an
-    ``.npz`` (its data may sit beside the weights); only the weights for other formats.
+    ``.npz`` (its data may sit beside the weights, raw data not yet read:
+    :func:`read_npz_data`); only the weights for other formats.
     """
 
     weights: tuple[np.ndarray, ...]
     precision: float
-    arrays: Mapping[str, np.ndarray]
+    arrays: Mapping[str, DataArray]
 
 
 def load_weights(path: Path) -> WeightsFile:
@@ -395,8 +417,9 @@ def load_weights(path: Path) -> WeightsFile:
     kind = formats.format_of(path)
     floor = 0.0  # precision numpy cannot see in the arrays (bfloat16 widened to float32)
     names: dict[str, str] = {}
-    if kind is None:
-        arrays = checkpoints.normalise_data_names(read_npz(path))  # x/y beside the weights read as X/Y
+    arrays: Mapping[str, Any]
+    if kind is None:  # x/y beside the weights read as X/Y; raw data read later, in chunks
+        arrays = checkpoints.normalise_data_names(read_npz_data(path))
     else:
         guard_files([path])
         foreign = formats.read_weights(path)
@@ -422,7 +445,7 @@ def load_problem(
     """
     weights_path = Path(weights_path)
     weights_source = str(weights_path)
-    guard_files([weights_path, data_path])
+    guard_files([weights_path, data_path], raw_in_chunks=True)
     kind = formats.format_of(weights_path)
     if kind is not None and data_path is None:
         check_input_file(weights_path, f"a {kind} file")
@@ -442,16 +465,17 @@ def problem_from(
     weights_source: str,
     data_path: Path | None,
     layout: Layout | None,
-    arrays: Mapping[str, np.ndarray] | None = None,
+    arrays: Mapping[str, DataArray] | None = None,
 ) -> Problem:
     """Validated weights plus their data as a :class:`Problem`: the data of ``data_path``, else
     the data among the weights file's ``arrays`` (:func:`data_statistics`, then
     :func:`require_targets`). Shared by every way of giving weights (a file, manifest layers)."""
     dims = (int(weights[0].shape[1]), int(weights[-1].shape[0]))
-    data_file: Mapping[str, np.ndarray]
+    data_file: Mapping[str, DataArray]
     if data_path is not None:
         data_source = str(data_path)
-        data_file = checkpoints.read_data_file(Path(data_path))  # .npz or torch.save; x/y as X/Y
+        # .npz (X, Y read in chunks) or torch.save; x/y as X/Y
+        data_file = checkpoints.read_data_file(Path(data_path), chunked=True)
         hint = "expected X, Y or Sxx, Syx, syy, m"
     elif arrays is not None:
         data_source, data_file = weights_source, arrays
@@ -515,13 +539,13 @@ def save_weights(
     _write_npz(path, arrays, inputs, what)
 
 
-def read_metadata(arrays: Mapping[str, np.ndarray]) -> dict[str, float | int | str | bool]:
+def read_metadata(arrays: Mapping[str, DataArray]) -> dict[str, float | int | str | bool]:
     """The ``meta_*`` entries of a file's arrays as Python values, prefix removed."""
     out: dict[str, float | int | str | bool] = {}
     for key, value in arrays.items():
         if not key.startswith(META_PREFIX):
             continue
-        if value.shape != () or value.dtype.kind not in "biufU":
+        if not isinstance(value, np.ndarray) or value.shape != () or value.dtype.kind not in "biufU":
             raise InputError(
                 f"metadata {_show(key)} has {describe(value)}; expected a 0-d number, bool or "
                 "string"

@@ -399,7 +399,7 @@ def manifest_problem(m: Manifest, data: Path | None = None, layout: Layout | Non
         return load_problem(m.weights, data_path, lay)
     if m.layers is None:
         raise InputError(f"{source}: no weights: give weights (an .npz) or layers")
-    guard_files([*(p for p in m.layers if isinstance(p, Path)), data_path])
+    guard_files([*(p for p in m.layers if isinstance(p, Path)), data_path], raw_in_chunks=True)
     raw = [_load_layer(item, i, source) for i, item in enumerate(m.layers, start=1)]
     weights = check_weight_chain(raw, source)
     if data_path is None:

@@ -7,7 +7,8 @@ exceeds the memory it may use, instead of letting the process be killed or thras
 Two checkpoints:
 
 1. :func:`guard_files` reads only the ``.npy`` headers of each ``.npz`` member (shape and
-   dtype, no data) and estimates loading: every array as stored plus a float64 copy. This
+   dtype, no data) and estimates loading: every array as stored plus a float64 copy (raw data
+   ``X``, ``Y`` read in chunks counts one chunk, :mod:`dlcert.npz_chunks`). This
    also stops a small compressed archive that declares a huge array (a "zip bomb") before
    ``np.load`` allocates it. Anything it cannot parse is left to the loader, which reports it.
    A safetensors or PyTorch file (:mod:`dlcert.formats`) is not opened: its tensors are about
@@ -50,6 +51,10 @@ from dlcert.validation import exception_summary, open_input
 ENV_LIMIT = "DLCERT_MEMORY_LIMIT"
 _FLOAT = 8  # bytes per float64
 FOREIGN_FACTOR = 3
+CHUNK_BYTES = 32 * 2**20
+"""Default chunk of a pass over raw data: as many samples as fit in this many bytes of float64
+``X`` and ``Y`` (:mod:`dlcert.streaming`, :mod:`dlcert.npz_chunks`)."""
+_RAW_MEMBERS = frozenset({"X", "Y", "x", "y"})  # read in chunks by dlcert.npz_chunks
 """Loading a safetensors / PyTorch file needs about this many times its size (module doc)."""
 _SUFFIX = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _LIMIT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
@@ -264,11 +269,14 @@ def _npy_shapes(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
     return [(Path(path).name, shape, dtype)]
 
 
-def load_estimate(paths: Iterable[Path]) -> Estimate:
+def load_estimate(paths: Iterable[Path], *, raw_in_chunks: bool = False) -> Estimate:
     """Arrays as stored plus a float64 copy of each (validation converts to float64).
 
     ``.npz`` members and ``.npy`` files count what their headers declare; safetensors and
     PyTorch files :data:`FOREIGN_FACTOR` times their tensor bytes (:func:`_foreign_bytes`).
+    With ``raw_in_chunks`` (the loader reads the raw data ``X``, ``Y`` of an ``.npz`` in chunks,
+    :mod:`dlcert.npz_chunks`) those members count one chunk each, as stored and as float64; the
+    chunked reader guards its own needs once it knows the layout.
     """
     total = 0
     biggest, dominant = 0, "no arrays"
@@ -285,6 +293,8 @@ def load_estimate(paths: Iterable[Path]) -> Estimate:
         is_npy = Path(path).suffix.lower() == ".npy"
         for name, shape, dtype in _npy_shapes(path) if is_npy else npz_member_shapes(path):
             count = int(np.prod(shape, dtype=object)) if shape else 1
+            if raw_in_chunks and not is_npy and name in _RAW_MEMBERS:
+                count = min(count, CHUNK_BYTES // _FLOAT)
             size = count * (int(dtype.itemsize) + _FLOAT)
             total += size
             if size > biggest:
@@ -300,15 +310,16 @@ def _regular(path: Path) -> bool:
         return False
 
 
-def guard_files(paths: Iterable[Path | None]) -> None:
+def guard_files(paths: Iterable[Path | None], *, raw_in_chunks: bool = False) -> None:
     """Refuse files whose arrays would not fit in memory once loaded (headers only).
 
     The one memory guard of every input path (``.npz``, ``.npy``, safetensors, PyTorch); what is
-    not a regular file is skipped here and refused by the loader.
+    not a regular file is skipped here and refused by the loader. ``raw_in_chunks``: the caller
+    reads ``X``, ``Y`` of an ``.npz`` in chunks (:func:`load_estimate`).
     """
     real = [Path(p) for p in paths if p is not None and _regular(Path(p))]
     if real:
-        require(load_estimate(real), str(real[0]))
+        require(load_estimate(real, raw_in_chunks=raw_in_chunks), str(real[0]))
 
 
 def stats_estimate(dx: int, dy: int, chunk: int) -> Estimate:

@@ -13,7 +13,8 @@ What a command-line input may be (:func:`expand_inputs`):
 * ``part.parquet`` (or ``.pq``) - a table, one row per sample, with the columns given by
   ``--x-columns`` and ``--y-columns`` (comma-separated names or shell patterns such as ``x_*``,
   taken in the table's column order). Needs ``dlcert[parquet]`` (pyarrow).
-* ``data.npz`` - ``X, Y`` or statistics ``Sxx, Syx, syy, m`` (read whole, one file at a time).
+* ``data.npz`` - ``X, Y`` (read in chunks, :mod:`dlcert.npz_chunks`) or statistics
+  ``Sxx, Syx, syy, m``.
 * a directory or a glob pattern of shards of any of these, taken in sorted name order, sub-
   directories included; names starting with ``.`` or ``_`` (``_SUCCESS``, ``.crc``) are skipped,
   anything else unknown is an error. ``.npy`` shards pair by name: ``X_0001.npy`` with
@@ -353,7 +354,8 @@ class ParquetSource:
 
 @dataclass(frozen=True)
 class NpzSource:
-    """An ``.npz`` with ``X, Y`` or statistics, read whole (a zip member cannot be mapped)."""
+    """An ``.npz`` with ``X, Y`` or statistics, one task (``X, Y`` read in chunks by
+    :mod:`dlcert.npz_chunks`)."""
 
     path: Path
     dx: int

@@ -8,8 +8,9 @@ Sources, summed in the order given (disjoint sample sets add: ``Statistics.__add
   per feature otherwise), so resident memory stays about one chunk whatever the file size.
   Nothing is memory-mapped: a file truncated while it is read gives a short read and one
   error line, not a ``SIGBUS`` that kills the process. Both layouts, C or Fortran order.
-* ``.npz`` files holding ``X, Y`` (read whole, one file at a time: a zip member cannot be
-  memory-mapped — use ``.npy`` pairs for data larger than memory) or statistics ``Sxx, Syx, syy, m``.
+* ``.npz`` files holding ``X, Y``, read in chunks as well (:mod:`dlcert.npz_chunks`: a stored
+  member in place with ``os.preadv``, a compressed one as a stream), or statistics
+  ``Sxx, Syx, syy, m``.
 
 Each chunk is converted to float64 and added as ``Sxx += X_c X_c^T``, ``Syx += Y_c X_c^T``,
 ``syy += ||Y_c||^2``; the result equals the whole-array statistics up to rounding (summation
@@ -28,16 +29,23 @@ import numpy as np
 
 from dlcert.datasets import Dims, layout_from_shapes, statistics_from_arrays
 from dlcert.errors import InputError
-from dlcert.io import Layout, read_npz
-from dlcert.resources import guard_statistics, npy_file_header
+from dlcert.io import Layout, read_npz_data
+from dlcert.resources import CHUNK_BYTES, guard_statistics, npy_file_header
 from dlcert.statistics import Statistics
 from dlcert.validation import check_input_file, check_statistics_range, open_input, precision_of
 
 #: ``(bytes read, bytes in total)``.
 Progress = Callable[[int, int], None]
 
-#: Default chunk: as many samples as fit in this many bytes of float64 X and Y.
-CHUNK_BYTES = 32 * 2**20
+__all__ = [
+    "CHUNK_BYTES",
+    "NpyFile",
+    "NpyPair",
+    "Progress",
+    "open_pair",
+    "pair_statistics",
+    "stream_statistics",
+]
 
 
 
@@ -246,7 +254,7 @@ def stream_statistics(
             part = pair_statistics(pair, chunk_size, _ticker(progress, done, size, pair.m, total_bytes))
             done += size
         else:
-            arrays = read_npz(g)
+            arrays = read_npz_data(g)  # X, Y read in chunks (dlcert.npz_chunks)
             try:  # dimensions from the file itself, so a mismatch is named as one
                 part = statistics_from_arrays(arrays, None, layout, str(g))
             except InputError:

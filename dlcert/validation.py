@@ -56,6 +56,7 @@ __all__ = [
     "MAX_INDEX_DIGITS",
     "WEIGHT_NAME",
     "Layout",
+    "ambiguous_layout",
     "check_data",
     "check_input_file",
     "check_matrix",
@@ -63,10 +64,12 @@ __all__ = [
     "check_statistics_range",
     "check_weight_chain",
     "claimed_precision",
+    "data_layouts",
     "describe",
     "exception_summary",
     "layer_index",
     "layout_from_shapes",
+    "nonfinite_error",
     "open_input",
     "precision_of",
     "stats_rtol",
@@ -189,23 +192,23 @@ def _check_finite(a: np.ndarray, name: str, source: str) -> None:
     bad = ~np.isfinite(a)
     if not bad.any():  # the sum overflowed, the entries are fine
         return
-    n_nan = int(np.isnan(a).sum())
-    n_bad = int(bad.sum())
     first = tuple(int(i) for i in np.argwhere(bad)[0])
-    raise _fail(
+    raise nonfinite_error(name, source, int(bad.sum()), int(np.isnan(a).sum()), a.size, first)
+
+
+def nonfinite_error(
+    name: str, source: str, n_bad: int, n_nan: int, size: int, first: tuple[int, ...]
+) -> InputError:
+    """The one wording of non-finite values in an array (whole or read in chunks)."""
+    return _fail(
         source,
         f"{name} has {n_bad} non-finite value(s) ({n_nan} NaN, {n_bad - n_nan} Inf) among "
-        f"{a.size}, first at index {first}; expected finite numbers",
+        f"{size}, first at index {first}; expected finite numbers",
     )
 
 
-def check_matrix(a: Any, name: str, source: str = "") -> np.ndarray:
-    """Validate one matrix and return it as a float64, C-contiguous copy.
-
-    ``a`` must be a numpy array of a real numeric dtype (see the module docstring), exactly
-    2-d, with no zero-size dimension, and finite after conversion to float64 (so a longdouble
-    value beyond the float64 range counts as Inf).
-    """
+def _check_matrix_form(a: Any, name: str, source: str) -> np.ndarray:
+    """What :func:`check_matrix` checks without reading a value: real dtype, 2-d, not empty."""
     a = _check_real_array(a, name, source)
     if a.ndim != 2:
         raise _fail(
@@ -216,6 +219,17 @@ def check_matrix(a: Any, name: str, source: str = "") -> np.ndarray:
         raise _fail(
             source, f"{name} has shape {a.shape} (zero-size); expected at least one row and column"
         )
+    return a
+
+
+def check_matrix(a: Any, name: str, source: str = "") -> np.ndarray:
+    """Validate one matrix and return it as a float64, C-contiguous copy.
+
+    ``a`` must be a numpy array of a real numeric dtype (see the module docstring), exactly
+    2-d, with no zero-size dimension, and finite after conversion to float64 (so a longdouble
+    value beyond the float64 range counts as Inf).
+    """
+    a = _check_matrix_form(a, name, source)
     with np.errstate(over="ignore"):
         out = _to_float64(a)
     _check_finite(out, name, source)
@@ -278,41 +292,39 @@ def _as_2d(a: Any, name: str, width: int, width_name: str, source: str) -> tuple
     return a, False
 
 
-def check_data(
+def data_layouts(
     X: Any,
     Y: Any,
     dx: int,
     dy: int,
     layout: Any = None,
     source: str = "",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validate raw samples and return ``X`` (dx, m) and ``Y`` (dy, m) as float64 copies.
+) -> tuple[tuple[str, ...], bool, bool]:
+    """The checks of :func:`check_data` that read no value: ``(layouts, x_flat, y_flat)``.
 
-    ``layout`` is ``None`` (infer), ``"columns"`` (arrays stored ``(d, m)``) or ``"rows"``
-    (stored ``(m, d)``); a :class:`dlcert.io.Layout` member works too. Inference uses both
-    ``X`` (against ``dx``, the input width of W1) and ``Y`` (against ``dy``, the output width of
-    WN): a layout is possible when both shapes fit it and the sample counts agree. If both
-    layouts are possible and read the data differently (square data), the caller must say which.
-    A 1-d ``X`` (``Y``) is one feature row and is accepted only when ``dx == 1`` (``dy == 1``).
+    Dtypes, dimensionality, zero sizes, widths and sample counts, from ``X.shape``/``X.dtype``
+    alone (so a reader of large files can run them before reading a chunk). ``layouts`` holds
+    the one layout that fits, or both when the shapes fit both (square data: only the values
+    can tell whether the two readings agree). ``x_flat``: ``X`` is 1-d (one feature row).
     """
     chosen = _normalise_layout(layout, source)
     X2, x_flat = _as_2d(X, "X", dx, "dx", source)
     Y2, y_flat = _as_2d(Y, "Y", dy, "dy", source)
-    # dtype, dimensionality, zero size and finiteness, on the arrays as stored (indices in
-    # messages then match the file).
-    X64 = check_matrix(X2, "X", source)
-    Y64 = check_matrix(Y2, "Y", source)
+    # dtype, dimensionality and zero size on the arrays as stored (indices in messages then
+    # match the file); finiteness is the caller's, on the values.
+    X2 = _check_matrix_form(X2, "X", source)
+    Y2 = _check_matrix_form(Y2, "Y", source)
     xs, ys = X.shape, Y.shape  # shapes as stored, for messages
     layouts = (chosen,) if chosen is not None else LAYOUTS
 
     def fits(a: np.ndarray, flat: bool, width: int, lay: str) -> int | None:
         """Sample count of ``a`` read in layout ``lay``, or None when the width does not fit."""
         if flat:
-            return a.shape[1]
+            return int(a.shape[1])
         rows, cols = a.shape
         if lay == "columns":
-            return cols if rows == width else None
-        return rows if cols == width else None
+            return int(cols) if rows == width else None
+        return int(rows) if cols == width else None
 
     def expected(width: int) -> str:
         forms = {
@@ -321,8 +333,8 @@ def check_data(
         }
         return " or ".join(forms[lay] for lay in layouts)
 
-    x_m = {lay: fits(X64, x_flat, dx, lay) for lay in LAYOUTS}
-    y_m = {lay: fits(Y64, y_flat, dy, lay) for lay in LAYOUTS}
+    x_m = {lay: fits(X2, x_flat, dx, lay) for lay in LAYOUTS}
+    y_m = {lay: fits(Y2, y_flat, dy, lay) for lay in LAYOUTS}
     if all(x_m[lay] is None for lay in layouts):
         raise _fail(
             source, f"X has shape {xs} but W1 takes dx = {dx} inputs; expected {expected(dx)}"
@@ -342,7 +354,7 @@ def check_data(
             f"shape {ys}, which fits only layout {y_lay} (dy = {dy}); "
             "expected both in the same layout",
         )
-    possible = [lay for lay in shape_ok if x_m[lay] == y_m[lay]]
+    possible = tuple(lay for lay in shape_ok if x_m[lay] == y_m[lay])
     if not possible:
         lay = shape_ok[0]
         raise _fail(
@@ -350,6 +362,40 @@ def check_data(
             f"X has {x_m[lay]} samples but Y has {y_m[lay]} (layout {lay}: X shape "
             f"{xs}, Y shape {ys}); expected the same number of samples",
         )
+    return possible, x_flat, y_flat
+
+
+def ambiguous_layout(X: Any, Y: Any, dx: int, dy: int, source: str) -> InputError:
+    """The error for square data whose two readings differ (:func:`data_layouts`)."""
+    return _fail(
+        source,
+        f"cannot tell the data layout: X has shape {X.shape} (dx = {dx}) and Y has "
+        f"shape {Y.shape} (dy = {dy}), which fit both (d, m) and (m, d); "
+        "pass --layout columns|rows",
+    )
+
+
+def check_data(
+    X: Any,
+    Y: Any,
+    dx: int,
+    dy: int,
+    layout: Any = None,
+    source: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate raw samples and return ``X`` (dx, m) and ``Y`` (dy, m) as float64 copies.
+
+    ``layout`` is ``None`` (infer), ``"columns"`` (arrays stored ``(d, m)``) or ``"rows"``
+    (stored ``(m, d)``); a :class:`dlcert.io.Layout` member works too. Inference uses both
+    ``X`` (against ``dx``, the input width of W1) and ``Y`` (against ``dy``, the output width of
+    WN): a layout is possible when both shapes fit it and the sample counts agree. If both
+    layouts are possible and read the data differently (square data), the caller must say which.
+    A 1-d ``X`` (``Y``) is one feature row and is accepted only when ``dx == 1`` (``dy == 1``).
+    Shapes and dtypes are checked first (:func:`data_layouts`), then the values.
+    """
+    possible, x_flat, y_flat = data_layouts(X, Y, dx, dy, layout, source)
+    X64 = check_matrix(X.reshape(1, -1) if x_flat else X, "X", source)
+    Y64 = check_matrix(Y.reshape(1, -1) if y_flat else Y, "Y", source)
 
     def read(a: np.ndarray, flat: bool, lay: str) -> np.ndarray:
         return a if flat or lay == "columns" else np.ascontiguousarray(a.T)
@@ -359,12 +405,7 @@ def check_data(
             np.array_equal(read(Y64, y_flat, "columns"), read(Y64, y_flat, "rows"))
         )
         if not same:
-            raise _fail(
-                source,
-                f"cannot tell the data layout: X has shape {xs} (dx = {dx}) and Y has "
-                f"shape {ys} (dy = {dy}), which fit both (d, m) and (m, d); "
-                "pass --layout columns|rows",
-            )
+            raise ambiguous_layout(X, Y, dx, dy, source)
     lay = possible[0]
     return read(X64, x_flat, lay), read(Y64, y_flat, lay)
 
