@@ -468,7 +468,7 @@ STATS_HELP = (
 @app.command("stats", epilog=NO_VERDICT_EXIT_HELP + " " + STATS_HELP)
 def stats_command(
     data: Annotated[list[str], typer.Argument(
-        metavar="DATA", help="Data, summed: .npy pairs X.npy Y.npy (memory-mapped), .npz (X, Y or statistics), "
+        metavar="DATA", help="Data, summed: .npy pairs X.npy Y.npy (read in chunks), .npz (X, Y or statistics), "
         "HDF5 (file.h5 = /X, /Y; or file.h5:/X file.h5:/Y), Zarr (store.zarr = X, Y; or store.zarr:X store.zarr:Y), "
         "Parquet (rows, with --x-columns/--y-columns), or a directory or glob of shards of these. "
         "`merge a.npz b.npz` sums statistics files.")],

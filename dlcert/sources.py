@@ -5,7 +5,7 @@ data only through the objects made here, so both read the same formats with the 
 
 What a command-line input may be (:func:`expand_inputs`):
 
-* ``X.npy Y.npy`` - a pair of ``.npy`` files, memory-mapped (never unpickled).
+* ``X.npy Y.npy`` - a pair of ``.npy`` files, read in chunks with ``pread`` (never unpickled).
 * ``file.h5`` (or ``.hdf5``) - HDF5 datasets ``/X`` and ``/Y``; ``file.h5:/grp/X file.h5:/grp/Y``
   names them. Needs the extra ``dlcert[hdf5]`` (h5py).
 * ``store.zarr`` - Zarr arrays ``X`` and ``Y`` of a group; ``store.zarr:feat store.zarr:target``
