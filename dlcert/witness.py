@@ -32,6 +32,7 @@ from dlcert.certificate import Witness
 from dlcert.objective import PointCache
 from dlcert.optimum import Whitening
 from dlcert.products import Weights, chain, null_space, product
+from dlcert.roundoff import PointBounds, decrease_bound, rank_one_coefficients
 from dlcert.statistics import Statistics
 
 #: A coefficient counts as non-zero when it exceeds this multiple of its forward error bound
@@ -391,6 +392,15 @@ def evaluate(
     else:
         a, bound = loss_polynomial(weights, direction.V, stats, cache.E)
     q = leading_order(a, bound)
+    if q is None or a[q - 1] >= 0:
+        # The a-priori bound runs on |W| chains; the a-posteriori one (dlcert.roundoff) is built
+        # from the computed products and holds at any width (rank-one directions).
+        check_deadline(deadline)
+        tight = _tight_coefficients(weights, direction, stats)
+        if tight is not None:
+            q_t = leading_order(*tight)
+            if q_t is not None and tight[0][q_t - 1] < 0:
+                a, bound, q = tight[0], tight[1], q_t
     if (q is None or a[q - 1] >= 0) and _extended_available(weights):
         check_deadline(deadline)
         a_ld = _coefficients_extended(weights, direction.V, stats)
@@ -453,10 +463,38 @@ def stable_decrease(
     layers its |W| chains overestimate by orders of magnitude (``docs/verdicts.md``).
     """
     decrease, bound = _decrease_in(np.float64, weights, point, stats, E)
+    if not decrease > bound and all(np.isfinite(p).all() for p in point):
+        decrease, bound = decrease_bound(point_bounds(weights, stats), point)
     if not decrease > bound and _extended_available(weights):
         ld, _ = _decrease_in(np.longdouble, weights, point, stats, None)
         decrease, bound = ld, _aposteriori(decrease, ld)
     return decrease, bound
+
+
+#: The last point's shared bound data (the point's arrays are held, so their ids stay unique).
+_MEMO: list[tuple[tuple[int, ...], tuple[object, ...], PointBounds]] = []
+
+
+def point_bounds(weights: Weights, stats: Statistics) -> PointBounds:
+    """:class:`dlcert.roundoff.PointBounds` of the point, computed once per point."""
+    key = tuple(id(w) for w in weights) + (id(stats),)
+    for k, _, pb in _MEMO:
+        if k == key:
+            return pb
+    pb = PointBounds(weights, stats)
+    _MEMO[:] = [(key, (*weights, stats), pb)]
+    return pb
+
+
+def _tight_coefficients(
+    weights: Weights, direction: Direction, stats: Statistics
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The coefficients with the a-posteriori bounds of :func:`dlcert.roundoff.rank_one_coefficients`
+    (``None`` unless every moving layer of the direction is rank one)."""
+    factors = rank_one_factors(direction.V)
+    if factors is None or not all(np.isfinite(w).all() for w in weights):
+        return None
+    return rank_one_coefficients(point_bounds(weights, stats), factors)
 
 
 def _extended_available(weights: Weights) -> bool:
