@@ -137,7 +137,8 @@ class Chain:
         """An upper bound on ``||X_n - M_n* ... M_1*||_F``."""
         if self._rho is None:
             sb = self.suffix_bounds()
-            self._rho = SAFETY_FACTOR * sum(s * fro(d) for s, d in zip(sb, self.D, strict=True) if d is not None)
+            self._rho = SAFETY_FACTOR * sum(
+                s * fro(d) for s, d in zip(sb, self.D, strict=True) if d is not None)
         return self._rho
 
     def adj(self, G: np.ndarray) -> float:
@@ -162,7 +163,8 @@ class Chain:
         for k in range(len(self.mats) - 1, -1, -1):
             d = self.D[k]
             if d is not None:
-                total += float(np.abs(h) @ (d @ aw)) * SAFETY_FACTOR + self._grow[k] * self._prod[k] * gn * fro(d)
+                total += float(np.abs(h) @ (d @ aw)) * SAFETY_FACTOR
+                total += self._grow[k] * self._prod[k] * gn * fro(d)
             if k > 0:
                 h = self.mats[k].T @ h
         return total * SAFETY_FACTOR
@@ -219,7 +221,7 @@ def decrease_bound(pb: PointBounds, point: Sequence[np.ndarray]) -> tuple[float,
         D = ps[i] - ws[i]
         if not np.any(D):
             continue
-        mats = list(ws[:i]) + [D] + list(ps[i + 1:])
+        mats = [*ws[:i], D, *ps[i + 1:]]
         terms.append(Chain(mats, [0.0] * i + [U / (1 - U)] + [0.0] * (n - i - 1)))
     if not terms:
         return 0.0, 0.0
@@ -275,16 +277,16 @@ def rank_one_coefficients(
     one = np.ones(1)
     p: dict[int, Chain] = {}
     r: dict[int, Chain] = {}
-    for l in moving:
-        p[l] = Chain([z[l][:, None]] + list(ws[l + 1:]), suffix=[pb.suffix[k] for k in range(l, n)])
-        r[l] = Chain([y[l][:, None]] + [w.T for w in reversed(ws[:l])],
-                     suffix=[pb.prefix[l - 1 - j] if j < l else 1.0 for j in range(l + 1)])
-    pv = {l: p[l].value[:, 0] for l in moving}
-    rv = {l: r[l].value[:, 0] for l in moving}
+    for j in moving:
+        p[j] = Chain([z[j][:, None], *ws[j + 1:]], suffix=[pb.suffix[k] for k in range(j, n)])
+        r[j] = Chain([y[j][:, None], *(w.T for w in reversed(ws[:j]))],
+                     suffix=[pb.prefix[j - 1 - i] if i < j else 1.0 for i in range(j + 1)])
+    pv = {j: p[j].value[:, 0] for j in moving}
+    rv = {j: r[j].value[:, 0] for j in moving}
     S, E = pb.S, pb.E
     x: dict[tuple[str, int, int], tuple[float, float]] = {}
     for a, b in itertools.combinations(moving, 2):
-        mid = Chain([z[a][:, None]] + list(ws[a + 1:b]))
+        mid = Chain([z[a][:, None], *ws[a + 1:b]])
         v = mid.value[:, 0]
         val, err = exact_dot(y[b], v)
         x[("mu", a, b)] = (val, err + mid.adj_rank1(y[b], one))
@@ -328,8 +330,8 @@ def rank_one_coefficients(
         alpha = {}
         for T in subsets:
             a = Fraction(1)
-            for k, l in itertools.pairwise(T):
-                a *= vals[("mu", k, l)]
+            for lo, hi in itertools.pairwise(T):
+                a *= vals[("mu", lo, hi)]
             alpha[T] = a
         out = [Fraction(0)] * (2 * m)
         for T in subsets:
@@ -345,7 +347,7 @@ def rank_one_coefficients(
     mags = poly({k: abs(Fraction(v)) for k, (v, _) in x.items()})
     upper = poly({k: abs(Fraction(v)) + Fraction(e) for k, (v, e) in x.items()})
     # The unit direction: ||V||^2 = sum ||z||^2 ||y||^2, evaluated exactly.
-    nrm2 = sum((_sq(z[l]) * _sq(y[l]) for l in moving), Fraction(0))
+    nrm2 = sum((_sq(z[j]) * _sq(y[j]) for j in moving), Fraction(0))
     s = float(nrm2)
     a_out = np.zeros(2 * m)
     b_out = np.zeros(2 * m)
