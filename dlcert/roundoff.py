@@ -19,7 +19,8 @@ Here every bound is built from the products that were actually computed:
 Every bound is a sum of non-negative float64 terms; it is multiplied by :data:`SAFETY_FACTOR` to
 cover the rounding of that arithmetic itself (relative ``gamma_K`` with ``K`` far below 10^7).
 Overflow is excluded by the caller (non-finite values decide nothing); underflow adds at most
-:data:`UNDERFLOW` absolutely.
+:data:`UNDERFLOW` absolutely. The products call :func:`dlcert.budget.check` between steps, so a
+search running under an active deadline stops within one product of it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from dlcert.budget import check
 from dlcert.statistics import Statistics
 
 #: Unit roundoff of float64 (round to nearest).
@@ -99,6 +101,7 @@ class Chain:
         self.D: list[np.ndarray | None] = [
             self.in_err[0] * np.abs(self.mats[0]) * SAFETY_FACTOR if self.in_err[0] else None]
         for k in range(1, n):
+            check()
             M = self.mats[k]
             prev = self.X[-1]
             self.X.append(M @ prev)
@@ -127,6 +130,7 @@ class Chain:
             out = [1.0] * n
             S: np.ndarray | None = None
             for k in range(n - 2, -1, -1):
+                check()
                 S = self.mats[k + 1] if S is None else S @ self.mats[k + 1]
                 out[k] = norm_bound(S) + self._grow[k] * self._prod[k] * SAFETY_FACTOR
             self._suffix = out
@@ -151,6 +155,7 @@ class Chain:
             if d is not None:
                 total += abs_dot(H, d) + self._grow[k] * self._prod[k] * gn * fro(d)
             if k > 0:
+                check()
                 H = self.mats[k].T @ H
         return total * SAFETY_FACTOR
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlcert.budget import check_deadline
+from dlcert.budget import activate, check_deadline, deactivate
 from dlcert.certificate import Witness
 from dlcert.objective import PointCache
 from dlcert.optimum import Whitening
@@ -375,7 +375,11 @@ def evaluate(
         # The a-priori bound runs on |W| chains; the a-posteriori one (dlcert.roundoff) is built
         # from the computed products and holds at any width (rank-one directions).
         check_deadline(deadline)
-        tight = _tight_coefficients(weights, direction, stats)
+        active = activate(deadline)
+        try:
+            tight = _tight_coefficients(weights, direction, stats)
+        finally:
+            deactivate(active)
         if tight is not None:
             q_t = leading_order(*tight)
             if q_t is not None and tight[0][q_t - 1] < 0:
@@ -387,7 +391,11 @@ def evaluate(
         return None
     check_deadline(deadline)
     point = tuple(w + t * v for w, v in zip(weights, direction.V, strict=True))
-    decrease, rounding = stable_decrease(weights, point, stats, cache.E)
+    active = activate(deadline)
+    try:
+        decrease, rounding = stable_decrease(weights, point, stats, cache.E)
+    finally:
+        deactivate(active)
     if not decrease > rounding:
         return None
     return Witness(
