@@ -449,18 +449,21 @@ def stable_decrease(
     return decrease, bound
 
 
-#: The last point's shared bound data (the point's arrays are held, so their ids stay unique).
+#: The point's shared bound data, kept while a witness search runs (:func:`find_witness`; the
+#: point's arrays are held, so their ids stay unique) and released when it ends.
 _MEMO: list[tuple[tuple[int, ...], tuple[object, ...], PointBounds]] = []
+_SEARCHES = [0]
 
 
 def point_bounds(weights: Weights, stats: Statistics) -> PointBounds:
-    """:class:`dlcert.roundoff.PointBounds` of the point, computed once per point."""
+    """:class:`dlcert.roundoff.PointBounds` of the point, computed once per witness search."""
     key = (*(id(w) for w in weights), id(stats))
     for k, _, pb in _MEMO:
         if k == key:
             return pb
     pb = PointBounds(weights, stats)
-    _MEMO[:] = [(key, (*weights, stats), pb)]
+    if _SEARCHES[0] > 0:
+        _MEMO[:] = [(key, (*weights, stats), pb)]
     return pb
 
 
@@ -544,6 +547,21 @@ def find_witness(
     Raises :class:`dlcert.budget.OutOfTime` when ``deadline`` passes before every direction was
     tried (the ranking is over all of them, so a partial search has no answer).
     """
+    _SEARCHES[0] += 1
+    try:
+        return _search(weights, stats, wh, cache, rtol, index_set, orders, radius,
+                       min_preferred_order, extra, deadline)
+    finally:
+        _SEARCHES[0] -= 1
+        if not _SEARCHES[0]:
+            _MEMO.clear()
+
+
+def _search(
+    weights: Weights, stats: Statistics, wh: Whitening, cache: PointCache, rtol: float,
+    index_set: Sequence[int] | None, orders: Sequence[int] | None, radius: float | None,
+    min_preferred_order: int, extra: Sequence[Direction], deadline: float,
+) -> tuple[Witness | None, Direction | None]:
     n = len(weights)
     rad = radius if radius is not None else default_radius(weights)
     directions: list[Direction] = list(extra)
