@@ -38,6 +38,7 @@ from dlcert.certificate import Certificate, Reason, Verdict
 from dlcert.certification import certify as _certify  # THE certification entry point
 from dlcert.errors import InputError
 from dlcert.frameworks import LINEAR_NOTE, Adapted, to_numpy, weights_from
+from dlcert.gate import PASSING
 from dlcert.hessian import DEFAULT_TIME_BUDGET
 from dlcert.landscape import Landscape, map_landscape
 from dlcert.polishing import Polish, polish_point
@@ -66,12 +67,9 @@ __all__ = [
 
 _F64_EPS = float(np.finfo(np.float64).eps)
 
-#: What a verdict must be to pass ``passed(cert, require=...)`` (the CLI's ``--require``).
-REQUIREMENTS: dict[str, frozenset[Verdict]] = {
-    "global": frozenset({Verdict.GLOBAL_MINIMUM}),
-    "critical": frozenset(set(Verdict) - {Verdict.NOT_CRITICAL}),
-    "any": frozenset(Verdict),
-}
+#: The verdicts each ``require`` passes in ``passed(cert, require=...)``: the CLI gate's own
+#: table (``--require``, :mod:`dlcert.gate`).
+REQUIREMENTS: dict[str, frozenset[Verdict]] = {r.value: v for r, v in PASSING.items()}
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ class Loaded:
 
     weights : ``W1..WN`` as validated float64 arrays.
     stats : the data's statistics, or ``None`` when no data came with the weights.
-    eps : epsilon of the coarsest stored dtype (weights and data).
+    eps : epsilon of the weights' stored dtypes (the data's precision is ``stats.eps``).
     source : the weights file; notes : what was assumed while reading.
     """
 
@@ -154,12 +152,12 @@ def _layout(layout: Any) -> str | None:
 
 def _prepare(
     model_or_weights: Any, X: Any, Y: Any, stats: Any, layout: Any, key: str | None
-) -> tuple[_Point, Statistics, float]:
+) -> tuple[_Point, Statistics]:
     point = _point(model_or_weights, key)
     dx, dy = int(point.weights[0].shape[1]), int(point.weights[-1].shape[0])
     loaded = model_or_weights.stats if isinstance(model_or_weights, Loaded) else None
     st = _statistics(X, Y, stats, dx, dy, _layout(layout), loaded)
-    return point, st, max(point.eps, st.eps)
+    return point, st
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,8 +185,8 @@ def check(
     appended to its ``reasons``.
     """
     _check_tolerances(gtol, ftol)
-    point, st, eps = _prepare(model_or_weights, X, Y, stats, layout, key)
-    cert = _certify(point.weights, st, gtol=gtol, ftol=ftol, eps=eps, n_extremes=eigs,
+    point, st = _prepare(model_or_weights, X, Y, stats, layout, key)
+    cert = _certify(point.weights, st, gtol=gtol, ftol=ftol, weights_eps=point.eps, n_extremes=eigs,
                     time_budget=time_budget, seed=seed)
     notes = [Reason("note.input", n) for n in point.notes]
     return replace(cert, reasons=[*cert.reasons, *notes]) if notes else cert
@@ -213,10 +211,11 @@ def polish(
     ``result.sentence()`` the distance and loss change in words (:mod:`dlcert.polishing`).
     """
     _check_tolerances(gtol, ftol)
-    point, st, eps = _prepare(model_or_weights, X, Y, stats, layout, key)
+    point, st = _prepare(model_or_weights, X, Y, stats, layout, key)
 
     def certifier(ws: Sequence[np.ndarray], s: Statistics) -> Certificate:
-        return _certify(ws, s, gtol=gtol, ftol=ftol, eps=eps, time_budget=time_budget, seed=seed)
+        # The polished point is float64 whatever the stored point's precision was.
+        return _certify(ws, s, gtol=gtol, ftol=ftol, time_budget=time_budget, seed=seed)
 
     return polish_point(point.weights, st, certifier)
 
@@ -244,13 +243,11 @@ def landscape(
         widths = [int(w) for w in widths_or_model]
         if len(widths) < 2:
             raise InputError(f"widths {widths}: expected d0,...,dN with N >= 1")
-        eps = _F64_EPS
-    else:
+    else:  # only the architecture matters: the landscape is a property of the data
         point = _point(widths_or_model)
         widths = [int(point.weights[0].shape[1]), *(int(w.shape[0]) for w in point.weights)]
-        eps = point.eps
     st = _statistics(X, Y, stats, widths[0], widths[-1], _layout(layout), None)
-    eps = max(eps, st.eps)
+    eps = st.eps
     result = map_landscape(st, widths, rows=rows, gtol=gtol, ftol=ftol, eps=eps)
     if trials:
         result = replace(result, trials=run_trials(st, widths, trials, seed, gtol=gtol, ftol=ftol, eps=eps))
@@ -289,7 +286,7 @@ def recheck(
         w_prime = weights_from_arrays(arrays, str(witness))
     else:
         w_prime = _point(witness, source="witness").weights
-    base, st, _eps = _prepare(point, X, Y, stats, layout, None)
+    base, st = _prepare(point, X, Y, stats, layout, None)
     return recheck_witness(base.weights, w_prime, st, claimed_radius=radius, order=order)
 
 
@@ -318,13 +315,13 @@ def load(
     with checkpoints.using_key(key):
         if is_manifest(p):
             problem, _gtol, _ftol = load_check_input(p, Path(data) if data else None, lay, None, None)
-            return Loaded(problem.weights, problem.stats, problem.eps, str(p), notes)
+            return Loaded(problem.weights, problem.stats, problem.weights_eps, str(p), notes)
         has_data = data is not None or (
             formats.format_of(p) is None and any(k in read_npz(p) for k in ("X", "Sxx", "x"))
         )
         if has_data:
             problem = load_problem(p, Path(data) if data else None, lay)
-            return Loaded(problem.weights, problem.stats, problem.eps, str(p), notes)
+            return Loaded(problem.weights, problem.stats, problem.weights_eps, str(p), notes)
         if formats.format_of(p) is None:
             arrays = read_npz(p)
             ws = weights_from_arrays(arrays, str(p))
@@ -343,7 +340,7 @@ def load(
 
 
 def passed(cert: Certificate, require: str = "global") -> bool:
-    """Whether ``cert`` passes the gate: ``global``, ``critical`` or ``any`` (``--require``)."""
+    """Whether ``cert`` passes the gate ``require`` (``--require``: :mod:`dlcert.gate`)."""
     value = str(getattr(require, "value", require))
     if value not in REQUIREMENTS:
         raise InputError(f"require {value!r} is not one of {', '.join(REQUIREMENTS)}")

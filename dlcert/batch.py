@@ -224,7 +224,7 @@ def check_point(
                   n_extremes=options.n_extremes)
     try:
         cert = certify(problem.weights, problem.stats, gtol=gtol, ftol=ftol,
-                       eps=problem.eps, n_extremes=options.n_extremes,
+                       weights_eps=problem.weights_eps, n_extremes=options.n_extremes,
                        time_budget=options.time_budget, dense_limit=options.dense_limit)
     except InputError as exc:  # the library's messages name no file: say which one
         message = str(exc)

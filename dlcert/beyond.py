@@ -10,6 +10,8 @@
   :func:`dlcert.convex.certify_convex`.
 * A weights file naming towers ``T1.W1 ..`` (Zhang 2019 Cor 2) goes to
   :func:`dlcert.towers.certify_towers` whatever the loss (``check`` routes it here).
+* ``landscape --loss logistic|cross-entropy|huber[:DELTA]``: :func:`landscape_beyond` (raw samples
+  only; random starts trained on the loss and certified by :func:`dlcert.convex.certify_convex`).
 
 Nothing here prints; the CLI renders what :func:`check_beyond` returns.
 """
@@ -26,16 +28,20 @@ import numpy as np
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.text import Text
 
+from dlcert.certificate import TheoremCheck
 from dlcert.certification import certify
 from dlcert.checkpoints import read_data_file
-from dlcert.convex import ConvexCertificate, certify_convex
+from dlcert.convex import ConvexCertificate, certify_convex, default_gtol, infimum_attained
 from dlcert.errors import InputError
 from dlcert.io import Layout, load_problem, read_npz, save_weights, weights_from_arrays
+from dlcert.landscape import ConvexLandscape
 from dlcert.losses import DataObjective, Objective, parse_loss
+from dlcert.manifest import is_manifest, read_manifest
 from dlcert.render.report import CheckReport
 from dlcert.statistics import eps_of
 from dlcert.theorems import yun_cor23
 from dlcert.towers import TOWER_KEY, StatisticsObjective, certify_towers, tower_arrays
+from dlcert.trials import Progress, run_convex_trials
 from dlcert.validation import check_data, check_statistics
 from dlcert.writer import write_atomic
 
@@ -157,7 +163,7 @@ def check_beyond(weights_path: Path, data_path: Path | None, layout: Layout | No
     if sample_loss.name == "square":
         problem = load_problem(weights_path, data_path, layout)
         ws = residual_layers(problem.weights, source) if residual else problem.weights
-        cert = certify(ws, problem.stats, gtol=gtol, ftol=ftol, eps=problem.eps)
+        cert = certify(ws, problem.stats, gtol=gtol, ftol=ftol, weights_eps=problem.weights_eps)
         if residual:
             row = yun_cor23(problem.weights, cert.tolerances.rank_rtol)
             cert = replace(cert, theorems=[*cert.theorems, row])
@@ -185,3 +191,66 @@ def _save(path: Path, point: tuple[np.ndarray, ...], source: str, residual: bool
     """The witness W' (full layers W_i, also with --residual) with what produced it."""
     save_weights(path, point, {"kind": "escape_witness", "loss": loss, "residual_layers_saved_as_W": residual,
                                "loss_decrease": decrease, "source": source})
+
+
+def landscape_beyond(data_path: Path, widths: Sequence[int] | None, layout: Layout | None, loss: str,
+                     trials: int, seed: int, progress: Progress | None = None) -> ConvexLandscape:
+    """``dlcert landscape DATA --loss L``: what the widths say (Zhang 2019) and, with ``trials``,
+    random starts trained on L, each end point certified by the rule table of ``check --loss``."""
+    sample_loss = parse_loss(loss)
+    gtol = None
+    source = str(data_path)
+    if is_manifest(data_path):
+        m = read_manifest(data_path)
+        if m.data is None:
+            raise InputError(f"{source}: no raw data (data:); --loss {sample_loss.name} needs X and Y, "
+                             "statistics determine only the square loss")
+        widths = widths if widths is not None else m.widths
+        layout = layout if layout is not None else m.layout
+        gtol = m.gtol
+        data_path, source = m.data, str(m.data)
+    if widths is None:
+        raise InputError("no widths: pass --widths d0,d1,...,dN (or widths: in the manifest)")
+    ws = [int(w) for w in widths]
+    if len(ws) < 2 or any(w < 1 for w in ws):
+        raise InputError(f"widths {ws}: expected d0,...,dN >= 1 with N >= 1")
+    data = read_data_file(data_path)
+    if "X" not in data or "Y" not in data:
+        if any(k in data for k in STATS_ONLY):
+            raise InputError(
+                f"{source}: holds statistics (Sxx, Syx, syy, m), which determine only the square loss; "
+                f"--loss {sample_loss.name} needs the raw samples X and Y")
+        raise InputError(f"{source}: no raw data X, Y; --loss {sample_loss.name} needs them")
+    X, Y = check_data(data["X"], data["Y"], ws[0], ws[-1], layout, source)
+    Y = sample_loss.targets(Y, source)
+    eps = eps_of(data["X"], data["Y"])
+    obj = DataObjective(sample_loss, X, Y)
+    n = len(ws) - 1
+    k = min(ws)
+    no_bottleneck = k == min(ws[0], ws[-1])
+    attained = infimum_attained(obj, sample_loss.name)
+    theorems = [
+        TheoremCheck("zhang2019.thm3", no_bottleneck, None,
+                     "no bottleneck (k = min(dx, dy)): every local minimum of the network is a global "
+                     "minimum of f; a critical point with grad f(R) != 0 is a saddle",
+                     {"k": k, "min_dx_dy": min(ws[0], ws[-1])}),
+        TheoremCheck("zhang2019.thm1", not no_bottleneck, None,
+                     f"bottleneck k = {k}: the network has spurious local minima iff the two-layer "
+                     f"problem f(AB) (A {ws[-1]}x{k}, B {k}x{ws[0]}) has; at a spurious local minimum "
+                     "rank R = k (Thm 2 / Lemma 1)", {"k": k}),
+    ]
+    notes = []
+    if attained is False:
+        notes.append("the infimum of f is not attained (e.g. separable data): there is no global minimum "
+                     "to certify; trained end points grow without bound")
+    elif attained is None:
+        notes.append("whether the infimum of f is attained was not checked (too large for the LP)")
+    summary = None
+    if trials:
+        summary = run_convex_trials(obj, sample_loss.name, ws, trials, seed, progress=progress, gtol=gtol,
+                                    eps=eps)
+        if gtol is None:
+            notes.append(f"gtol {default_gtol(eps):.1e} (default for this precision)")
+    return ConvexLandscape(loss=sample_loss.name, widths=ws, n_layers=n, k=k, no_bottleneck=no_bottleneck,
+                           bottleneck_layers=[i for i in range(1, n) if ws[i] == k], m=int(X.shape[1]),
+                           attained=attained, theorems=theorems, notes=notes, trials=summary)

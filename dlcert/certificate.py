@@ -59,14 +59,20 @@ class Tolerances:
         and ``gradient_floor``).
     ftol : bound on ``gap / (syy/2)`` for "global", and on ``|L - c_S| / (syy/2)`` for "at the
         critical value c_S" (each widened by the error bound of the measured quantity).
-    rank_rtol : singular values below ``rank_rtol * max(sigma_max, product scale)`` count as zero.
+    rank_rtol : singular values of the data's statistics below ``rank_rtol * sigma_max`` count as
+        zero.
     hessian_rtol : curvature below ``-hessian_rtol * |lambda_max|`` counts as negative.
-    eps : machine epsilon of the input precision the defaults were derived from.
+    eps : machine epsilon of the data, which the defaults ``gtol``, ``ftol``, ``rank_rtol`` derive
+        from.
     gtol_requested : the gradient tolerance asked for (or its default from ``eps``).
     gradient_floor : how far rounding the stored weights to ``eps`` can move the relative
         gradient of an exact critical point (``eps * kappa``, ``kappa`` the products' scale).
     ftol_requested : the value tolerance asked for (or its default); ``ftol`` is the larger of it
         and ``value_floor``, what rounding the stored weights adds to a critical point's gap.
+    weights_eps : machine epsilon of the stored weights (bfloat16 7.8e-3); the two floors derive
+        from it.
+    product_rank_rtol : singular values of the weights and their products below
+        ``product_rank_rtol * max(sigma_max, product scale)`` count as zero (``0``: ``rank_rtol``).
     """
 
     gtol: float
@@ -78,6 +84,13 @@ class Tolerances:
     gradient_floor: float = 0.0
     ftol_requested: float = 0.0
     value_floor: float = 0.0
+    weights_eps: float = 0.0
+    product_rank_rtol: float = 0.0
+
+    @property
+    def products_rtol(self) -> float:
+        """The rank cutoff for the weights and their products."""
+        return self.product_rank_rtol or self.rank_rtol
 
 
 @dataclass(frozen=True)

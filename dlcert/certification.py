@@ -24,7 +24,7 @@ from dlcert.products import widths_of
 from dlcert.rules import decide, notes
 from dlcert.statistics import Statistics, eps_of
 from dlcert.threads import blas_threads, limit_for
-from dlcert.tolerances import default_tolerances
+from dlcert.tolerances import EPS64, default_tolerances
 from dlcert.validation import check_statistics, check_weight_chain
 
 
@@ -35,6 +35,7 @@ def certify(
     gtol: float | None = None,
     ftol: float | None = None,
     eps: float | None = None,
+    weights_eps: float | None = None,
     dense_limit: int = DENSE_LIMIT,
     time_budget: float = DEFAULT_TIME_BUDGET,
     n_extremes: int = 0,
@@ -43,8 +44,10 @@ def certify(
 ) -> Certificate:
     """Certify the point ``weights`` (``W_1..W_N`` as numpy arrays, input to output) for ``stats``.
 
-    ``gtol``/``ftol`` override the tolerances derived from ``eps`` (default: the coarsest
-    precision of the weights and the statistics; ``docs/tolerances.md``). Raises
+    The precision of the data (``stats.eps``) sets the default tolerances; the precision the
+    weights were stored in (``weights_eps``, default: their dtypes) sets the floors rounding them
+    can cause (``docs/tolerances.md``). ``eps`` overrides both; ``gtol``/``ftol`` override the
+    defaults. Raises
     :class:`~dlcert.errors.InputError` on invalid input, with the same one-line messages as the
     command line.
     The check stops its searches ``time_budget`` seconds after this call starts
@@ -54,22 +57,23 @@ def certify(
     raw_eps = eps_of(*[w for w in weights if isinstance(w, np.ndarray)])
     ws = check_weight_chain(list(weights), "weights")
     stats = _checked_statistics(stats, ws)
-    for name, value in (("gtol", gtol), ("ftol", ftol), ("eps", eps), ("radius", radius)):
+    for name, value in (("gtol", gtol), ("ftol", ftol), ("eps", eps), ("weights_eps", weights_eps),
+                        ("radius", radius)):
         if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
             raise InputError(f"{name} is {value!r}; expected a positive finite number")
     if not stats.syy > 0:
         raise InputError("statistics: Y is identically zero (syy = 0); there is nothing to fit")
-    weights_eps = eps if eps is not None else max(raw_eps, stats.eps)
-    eps_all = eps if eps is not None else max(raw_eps, stats.eps)
+    data_eps = eps if eps is not None else max(stats.eps, EPS64)
+    w_eps = eps if eps is not None else max(weights_eps or 0.0, raw_eps, EPS64)
     widths = widths_of(ws)
-    tol = default_tolerances(eps_all, widths, gtol, ftol)
+    tol = default_tolerances(data_eps, widths, gtol, ftol, weights_eps=w_eps)
     # Small problems run on one BLAS thread: threads cost more than they save on small matrices,
     # and far more on a shared machine (dlcert.threads).
     with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"), \
             blas_threads(limit_for(max(widths))):
         nws, nstats, norm = normalize(ws, stats)
         scaled_radius = None if radius is None else _scaled_radius(radius, norm)
-        m = measure(nws, nstats, tol, weights_eps=weights_eps, dense_limit=dense_limit,
+        m = measure(nws, nstats, tol, weights_eps=w_eps, dense_limit=dense_limit,
                     time_budget=time_budget, n_extremes=n_extremes, radius=scaled_radius, seed=seed,
                     deadline=deadline)
     ev = m.evidence

@@ -315,7 +315,7 @@ def _polish(source: Path, data: Path | None, options: CheckOptions, key: str | N
 
     with using_key(key):
         problem, gtol, ftol = load_check_input(source, data, options.layout, options.gtol, options.ftol)
-    result = polish_point(Loaded(problem.weights, problem.stats, problem.eps, str(source)),
+    result = polish_point(Loaded(problem.weights, problem.stats, problem.weights_eps, str(source)),
                           gtol=gtol, ftol=ftol, time_budget=options.time_budget)
     if out is not None:
         save_weights(out, result.point, {
@@ -381,6 +381,9 @@ def landscape(
     quiet: QuietOpt = False,
     plot: PlotOpt = None,
     plot_format: PlotFormatOpt = PlotFormat.PNG,
+    loss_name: Annotated[str, typer.Option("--loss", help="Loss of the end-to-end matrix: square (default: "
+                                           "the ladder) or logistic, cross-entropy, huber[:DELTA] (raw X, Y; "
+                                           "--trials certified by the rules of check --loss; docs/losses.md).")] = "square",
     debug: DebugOpt = False,
 ) -> None:
     """Map the landscape from data and widths: L*, L_ols, s_i, the ladder of critical values.
@@ -388,6 +391,9 @@ def landscape(
     A manifest naming weights gives its data and its weights' widths (and --plot marks the
     point's loss on the ladder).
     """
+    if loss_name.strip().lower() != "square":
+        _landscape_beyond(data, widths, layout, loss_name, trials, seed, fmt, output, color, quiet, debug,
+                          save_optimum is not None or plot is not None)
     written: list[Path] = []
 
     def body() -> Landscape:
@@ -426,6 +432,30 @@ def landscape(
              quiet)
     report_plots(written, [], quiet)
     emit(result, fmt, color, quiet)
+    raise typer.Exit(int(ExitCode.OK))
+
+
+def _landscape_beyond(data: Path, widths: str | None, layout: Layout | None, loss_name: str, trials: int,
+                      seed: int, fmt: Format, output: Path | None, color: ColorMode, quiet: bool, debug: bool,
+                      unsupported: bool) -> None:
+    """``landscape --loss`` other than square: routed to dlcert.beyond (imported here: lazy)."""
+    def body() -> object:
+        from dlcert.beyond import landscape_beyond
+
+        if unsupported:
+            raise InputError(f"--loss {loss_name}: --save-optimum and --plot are for the square loss")
+        if seed < 0:
+            raise InputError(f"--seed must be >= 0 (a seed of the random starts), got {seed}")
+        if output is not None:
+            check_output(output, input_paths([data]), "report")
+        with stderr_progress(f"{trials} random starts", quiet=quiet) as tick:
+            result = landscape_beyond(data, parse_widths(widths) if widths else None, layout, loss_name,
+                                      trials, seed, progress=tick)
+        if output is not None:
+            write_output(output, result)
+        return result
+
+    emit(run_guarded(debug, body, data), fmt, color, quiet)
     raise typer.Exit(int(ExitCode.OK))
 
 

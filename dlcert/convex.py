@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from dlcert.certificate import Reason, Verdict, Witness, to_builtin
 from dlcert.errors import InputError
-from dlcert.losses import DataObjective, Objective
+from dlcert.losses import CrossEntropy, DataObjective, FunctionObjective, Objective, Square
 from dlcert.validation import check_weight_chain
 
 DENSE_PARAMS = 400  # dense network Hessian (n HVPs + eigh) up to this many parameters
@@ -56,6 +56,13 @@ class ConvexEvidence:
         is Zhang 2019 Cor 2's condition (some tower without a bottleneck, or b = sum of the towers'
         bottleneck widths >= max(dx, dy)) and ``tower_deficient`` says that some tower's product
         has rank below its bottleneck width (so one of its bottleneck factors is rank-deficient).
+    fixed_rank_lambda_min, fixed_rank_error_bound : the second-order test of ``min f(R) s.t.
+        rank R <= k`` at R (chain, rank R = k, critical in W, grad f(R) != 0; :func:`fixed_rank_test`):
+        the smallest eigenvalue of the Riemannian Hessian of f on the rank-k manifold (dense) or a
+        Rayleigh quotient (lanczos; an upper bound), and the rounding bound it is judged against.
+        ``None``: not run. fixed_rank_exact : the eigenvalue is from a dense eigendecomposition.
+    square_objective : f is the square loss on raw samples (``DataObjective`` of ``Square``): Zhang
+        2019 Cor 1 (no spurious local minima) applies.
     """
 
     relative_gradient: float
@@ -72,10 +79,27 @@ class ConvexEvidence:
     hessian_zero: bool
     towers: int = 1
     tower_deficient: bool = False
+    fixed_rank_lambda_min: float | None = None
+    fixed_rank_error_bound: float | None = None
+    fixed_rank_exact: bool = False
+    square_objective: bool = False
 
     @property
     def f_stationary(self) -> bool:
         return self.relative_f_gradient <= self.gtol
+
+    @property
+    def fixed_rank_negative(self) -> bool:
+        """The fixed-rank Hessian has curvature below minus its error bound (dense or Lanczos)."""
+        return (self.fixed_rank_lambda_min is not None and self.fixed_rank_error_bound is not None
+                and self.fixed_rank_lambda_min < -self.fixed_rank_error_bound)
+
+    @property
+    def fixed_rank_positive(self) -> bool:
+        """The dense fixed-rank Hessian's smallest eigenvalue exceeds its error bound."""
+        return (self.fixed_rank_exact and self.fixed_rank_lambda_min is not None
+                and self.fixed_rank_error_bound is not None
+                and self.fixed_rank_lambda_min > self.fixed_rank_error_bound)
 
     @property
     def saddle_setting(self) -> bool:
@@ -116,6 +140,15 @@ def _reduction(e: ConvexEvidence) -> str:
 
 def _g(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3e}"
+
+
+def _at_k(e: ConvexEvidence) -> str:
+    return f"rank R = k = {e.k} with grad f(R) != 0 (relative {_g(e.relative_f_gradient)})"
+
+
+def _positive(e: ConvexEvidence) -> str:
+    return (f"the Hessian of f on the rank-k manifold is positive definite (lambda_min "
+            f"{_g(e.fixed_rank_lambda_min)} > error bound {_g(e.fixed_rank_error_bound)})")
 
 
 _NO_MIN = "the infimum of f is not attained (e.g. separable data): there is no global minimum to certify"
@@ -165,6 +198,34 @@ CONVEX_RULES: tuple[ConvexRule, ...] = (
                lambda e: (f"a saddle (escape witness of order {e.witness_order} confirmed on the data), but "
                           f"strictness is undecided: lambda_min {_g(e.lambda_min)} is not below "
                           f"-{e.curvature_threshold:.1e} and the Hessian is not exactly zero")),
+    ConvexRule("strict.fixed_rank_negative_curvature", Verdict.STRICT_SADDLE, lambda e: "zhang2019.thm1",
+               lambda e: e.fixed_rank_negative and e.witness_order == 2,
+               lambda e: (f"{_at_k(e)}: a critical point of the two-layer problem at the bottleneck "
+                          "(Thm 1 reduction); the Hessian of f on the rank-k manifold has curvature "
+                          f"{_g(e.fixed_rank_lambda_min)} < -{_g(e.fixed_rank_error_bound)} (its error "
+                          "bound); the direction, lifted to layers 1 and N, is an order-2 escape witness "
+                          "confirmed on the data")),
+    ConvexRule("global.square_rank_constrained_minimum", Verdict.GLOBAL_MINIMUM,
+               lambda e: "zhang2019.cor1",
+               lambda e: e.fixed_rank_positive and e.square_objective,
+               lambda e: (f"{_at_k(e)}: {_positive(e)}, so R is a local minimum of f over "
+                          "rank <= k and W a local minimum of the network; for the square loss every "
+                          "local minimum is global (Zhang 2019 Cor 1)")),
+    ConvexRule("inconclusive.rank_constrained_local_minimum", Verdict.INCONCLUSIVE,
+               lambda e: "zhang2019.thm1",
+               lambda e: e.fixed_rank_positive,
+               lambda e: (f"{_at_k(e)}: {_positive(e)}: R is a local minimum of f over "
+                          "rank <= k, so W is a local minimum of the network (not a saddle); not "
+                          "certified global: R does not minimise f, and the rank-constrained problem may "
+                          "have other, lower local minima")),
+    ConvexRule("inconclusive.fixed_rank_undecided", Verdict.INCONCLUSIVE, lambda e: "zhang2019.thm1",
+               lambda e: e.fixed_rank_lambda_min is not None,
+               lambda e: (f"{_at_k(e)}: the second-order test on the rank-k manifold is undecided: "
+                          + ("smallest eigenvalue " if e.fixed_rank_exact else "smallest curvature found ")
+                          + f"{_g(e.fixed_rank_lambda_min)}, error bound {_g(e.fixed_rank_error_bound)}"
+                          + ("" if e.fixed_rank_exact else " (iterative: positive definiteness not shown)")
+                          + ("; negative curvature but no escape witness confirmed on the data"
+                             if e.fixed_rank_negative else ""))),
     ConvexRule("strict.bottleneck_negative_curvature", Verdict.STRICT_SADDLE, lambda e: _reduction(e),
                lambda e: (e.lambda_min is not None and e.lambda_min < -e.curvature_threshold
                           and e.witness_order == 2),
@@ -179,7 +240,8 @@ CONVEX_RULES: tuple[ConvexRule, ...] = (
                           f"negative curvature shown (smallest {_g(e.lambda_min)}, threshold "
                           f"{e.curvature_threshold:.1e}): possibly a local minimum of the rank-constrained "
                           "problem (Thm 2: its bottleneck factors are full rank); the fixed-rank "
-                          "second-order test is not implemented")),
+                          "second-order test was not run (it needs a single chain and, for "
+                          "cross-entropy, the centred product E^T R of rank k)")),
 )
 
 
@@ -227,6 +289,17 @@ def network_gradient(ws: Sequence[np.ndarray], G: np.ndarray) -> list[np.ndarray
     return [a.T @ G @ b.T for a, b in zip(A, B, strict=True)]
 
 
+def layer_relative_gradients(ws: Sequence[np.ndarray], G: np.ndarray, scale: float) -> list[float]:
+    """``||A_i^T G B_i^T||_F / (||A_i||_F ||B_i||_F scale)`` per layer (the scale-free network gradient)."""
+    A, B = _products(ws)
+    rels = []
+    for a, b in zip(A, B, strict=True):
+        gi = float(np.linalg.norm(a.T @ G @ b.T))
+        den = float(np.linalg.norm(a) * np.linalg.norm(b)) * scale
+        rels.append(gi / den if den > 0 else (0.0 if gi == 0 else math.inf))
+    return rels
+
+
 def network_hvp(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: np.ndarray,
                 V: Sequence[np.ndarray], HdR: np.ndarray | None = None) -> list[np.ndarray]:
     """Hessian of ``L(W) = f(W_N...W_1)`` along V (exact: second derivative of the product).
@@ -250,7 +323,7 @@ def network_hvp(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: np.n
     return out
 
 
-def _attained(obj: Objective, loss_name: str) -> bool | None:
+def infimum_attained(obj: Objective, loss_name: str) -> bool | None:
     """Whether f attains its infimum (logistic / cross-entropy: no recession direction; LP)."""
     if not isinstance(obj, DataObjective):
         return None
@@ -307,6 +380,7 @@ class ConvexMeasurement:
     lambda_max: float | None
     hessian_method: str
     witness: Witness | None
+    fixed_rank: FixedRankTest | None = None
 
 
 def _routed_witness(ws: tuple[np.ndarray, ...], obj: Objective, R: np.ndarray, G: np.ndarray,
@@ -388,6 +462,139 @@ def _confirm(ws: tuple[np.ndarray, ...], obj: Objective, R: np.ndarray, V: Seque
                    coefficient=-dec / t**order if order else 0.0, layers_moved=layers, point=point)
 
 
+# ------------------------------------------------------------------ the fixed-rank second-order test
+
+FIXED_RANK_DENSE = 1500  # dense fixed-rank Hessian (n HVPs + eigh) up to this tangent dimension
+FD_HVP_RTOL = 1e-4  # relative error allowed for HVPs by central differences (FunctionObjective without hvp)
+
+
+@dataclass(frozen=True)
+class FixedRankTest:
+    """Second-order test of ``min f(R) s.t. rank R <= k`` at a rank-k point R (docs/losses.md).
+
+    method : ``dense`` (every eigenvalue) or ``lanczos`` (ARPACK on the operator; the minimum is
+    the Rayleigh quotient of its vector, an upper bound on the smallest eigenvalue).
+    dimension : ``k (dx + dy - k)``, the dimension of the rank-k manifold.
+    bottleneck_layer : j with ``d_j = k`` (first such); ``A = W_N..W_{j+1}``, ``B = W_j..W_1``.
+    min_eigenvalue, max_eigenvalue : of the Riemannian Hessian (coordinates orthonormal in the
+    Frobenius inner product). error_bound : its rounding bound (docs/losses.md).
+    sigma_min : the k-th singular value of R (the curvature term scales with ``1/sigma_min``).
+    riemannian_gradient : ``||P_T grad f(R)||_F`` over the gradient's scale (0 at an exact critical
+    point of the rank-constrained problem). network_curvature : ``v^T H_L v`` of the network loss
+    along the unit lift ``v`` of the most negative direction (``None`` without one).
+    """
+
+    method: str
+    dimension: int
+    bottleneck_layer: int
+    min_eigenvalue: float | None
+    max_eigenvalue: float | None
+    error_bound: float | None
+    sigma_min: float
+    riemannian_gradient: float
+    network_curvature: float | None = None
+
+
+def fixed_rank_test(ws: Sequence[np.ndarray], obj: Objective, R: np.ndarray, G: np.ndarray, gscale: float,
+                    k: int, dense_limit: int = FIXED_RANK_DENSE, seed: int = 0,
+                    basis: np.ndarray | None = None) -> tuple[FixedRankTest, list[np.ndarray] | None]:
+    """The Riemannian Hessian of f on the manifold of rank-k matrices at R (rank R = k).
+
+    Tangent vectors ``xi = U M V^T + U_o P V^T + U Q^T V_o^T`` (``R = U S V^T`` thin, ``U_o, V_o``
+    orthonormal complements); the quadratic form (Absil/Vandereycken; Vandereycken 2013 Prop 2.3)
+    is ``<xi, f''(R)[xi]> + 2 <U_o^T G V_o, P S^-1 Q^T>``. Returns the test and, when a direction
+    of negative curvature was found, its lift to the network: layers 1 and N move so that the
+    product is exactly ``(A + tX)(B + tY)`` with ``X B + A Y = xi`` (the Thm 1 reduction), so the
+    network loss along the lift has second derivative equal to the quadratic form at ``xi``.
+
+    ``basis`` (dy x dy', orthonormal columns): f is invariant under ``R -> R + Z`` for ``Z`` with
+    ``basis^T Z = 0`` (cross-entropy: adding one vector to every logit column), so
+    ``f(R) = f(E E^T R)`` and the test runs on ``f~(S) = f(E S)`` at ``S = E^T R`` (which must have
+    rank k); ``X = E X~`` lifts back."""
+    n = len(ws)
+    d = [int(ws[0].shape[1])] + [int(w.shape[0]) for w in ws]
+    j = next(i for i in range(1, n) if d[i] == k)
+    E = np.eye(R.shape[0]) if basis is None else basis
+    full_R = R
+    R, G = E.T @ R, E.T @ G
+    dy, dx = R.shape
+
+    def hvp(D: np.ndarray) -> np.ndarray:
+        return E.T @ obj.hvp(full_R, E @ D)
+
+    Uf, s, Vtf = np.linalg.svd(R)
+    U, Uo, V, Vo = Uf[:, :k], Uf[:, k:], Vtf[:k].T, Vtf[k:].T
+    sig = s[:k]
+    Gh = Uo.T @ G @ Vo
+    nM, nP, nQ = k * k, (dy - k) * k, (dx - k) * k
+    dim = nM + nP + nQ
+
+    def parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (z[:nM].reshape(k, k), z[nM:nM + nP].reshape(dy - k, k), z[nM + nP:].reshape(dx - k, k))
+
+    def op(z: np.ndarray) -> np.ndarray:
+        M, P, Q = parts(np.ravel(z))
+        H = hvp(U @ M @ V.T + Uo @ P @ V.T + U @ Q.T @ Vo.T)
+        return np.concatenate([(U.T @ H @ V).ravel(), (Uo.T @ H @ V + Gh @ Q / sig).ravel(),
+                               ((U.T @ H @ Vo).T + Gh.T @ P / sig).ravel()])
+
+    def dense() -> np.ndarray:
+        """The matrix, column by column; for built-in data losses many HVPs share one GEMM."""
+        if not isinstance(obj, DataObjective):
+            return np.array([op(np.eye(1, dim, c)[0]) for c in range(dim)])
+        cols = []
+        for start in range(0, dim, 64):
+            Z = np.eye(dim)[:, start:start + 64]
+            b = Z.shape[1]
+            Ms = Z[:nM].T.reshape(b, k, k)
+            Ps = Z[nM:nM + nP].T.reshape(b, dy - k, k)
+            Qs = Z[nM + nP:].T.reshape(b, dx - k, k)
+            xis = (U @ Ms @ V.T) + (Uo @ Ps @ V.T) + (U @ np.swapaxes(Qs, 1, 2) @ Vo.T)
+            Hs = E.T @ obj.hvp_many(full_R, E @ xis)
+            cols.append(np.concatenate([
+                (U.T @ Hs @ V).reshape(b, -1),
+                (Uo.T @ Hs @ V + Gh @ Qs / sig).reshape(b, -1),
+                (np.swapaxes(U.T @ Hs @ Vo, 1, 2) + Gh.T @ Ps / sig).reshape(b, -1)], axis=1))
+        return np.concatenate(cols, axis=0)
+
+    PG = G - Uo @ Gh @ Vo.T
+    rgrad = float(np.linalg.norm(PG)) / gscale if gscale > 0 else 0.0
+    direction: np.ndarray | None
+    lmin: float | None
+    lmax: float | None
+    if dim <= dense_limit:
+        K = dense()
+        lam, vec = np.linalg.eigh(0.5 * (K + K.T))
+        lmin, lmax, direction, method = float(lam[0]), float(lam[-1]), vec[:, 0], "dense"
+    else:
+        lmin, lmax, direction = _lanczos(op, dim, seed)
+        method = "lanczos"
+    if lmin is None or lmax is None:
+        return FixedRankTest("none", dim, j, None, None, None, float(sig[-1]), rgrad), None
+    eps = float(np.finfo(np.float64).eps)
+    terms = obj.m if isinstance(obj, DataObjective) else 1
+    error = (1e3 * eps * dim * max(abs(lmin), abs(lmax))
+             + 8.0 * eps * (terms + dx + 2) * gscale / float(sig[-1]))
+    if isinstance(obj, FunctionObjective) and obj.hessian_vector is None:
+        error += FD_HVP_RTOL * max(abs(lmin), abs(lmax))  # HVPs by central differences of the gradient
+    test = FixedRankTest(method, dim, j, lmin, lmax, error, float(sig[-1]), rgrad)
+    if not lmin < -error or direction is None:
+        return test, None
+    M, P, Q = parts(direction)
+    A = E.T @ _chain(ws, j + 1, n, d[j])
+    B = _chain(ws, 1, j, d[0])
+    X = E @ (U @ M + Uo @ P) @ V.T @ np.linalg.pinv(B)
+    Y = np.linalg.pinv(A) @ U @ Q.T @ Vo.T
+    C = _chain(ws, j + 1, n - 1, d[j])  # W_{N-1}..W_{j+1}: A = W_N C, C of full column rank k
+    D = _chain(ws, 2, j, d[1])  # W_j..W_2: B = D W_1, D of full row rank k
+    lift = [np.zeros_like(w) for w in ws]
+    lift[0] = np.linalg.pinv(D) @ Y
+    lift[-1] = X @ np.linalg.pinv(C)
+    norm2 = sum(float(np.sum(v * v)) for v in lift)
+    curvature = lmin / norm2 if norm2 > 0 else None
+    return replace(test, network_curvature=curvature), lift
+
+
 def _lanczos(hv: Callable[[np.ndarray], np.ndarray], n: int,
              seed: int) -> tuple[float | None, float | None, np.ndarray | None]:
     """Extreme curvatures by ARPACK on the HVP. The reported minimum is the Rayleigh quotient of
@@ -413,7 +620,8 @@ def _lanczos(hv: Callable[[np.ndarray], np.ndarray], n: int,
 
 
 def measure(ws: tuple[np.ndarray, ...], obj: Objective, loss_name: str, gtol: float,
-            radius: float = 1.0, dense_params: int = DENSE_PARAMS, seed: int = 0) -> ConvexMeasurement:
+            radius: float = 1.0, dense_params: int = DENSE_PARAMS, seed: int = 0,
+            fixed_rank_dense: int = FIXED_RANK_DENSE) -> ConvexMeasurement:
     n = len(ws)
     d = [ws[0].shape[1]] + [w.shape[0] for w in ws]
     k = min(d)
@@ -421,19 +629,14 @@ def measure(ws: tuple[np.ndarray, ...], obj: Objective, loss_name: str, gtol: fl
     G, scale = obj.gradient(R)
     gnorm = float(np.linalg.norm(G))
     rel_f = gnorm / scale if scale > 0 else (0.0 if gnorm == 0 else math.inf)
-    A, B = _products(ws)
-    rels = []
-    for a, b in zip(A, B, strict=True):
-        gi = float(np.linalg.norm(a.T @ G @ b.T))
-        den = float(np.linalg.norm(a) * np.linalg.norm(b)) * scale
-        rels.append(gi / den if den > 0 else (0.0 if gi == 0 else math.inf))
+    rels = layer_relative_gradients(ws, G, scale)
     rel = max(rels)
     sv = np.linalg.svd(R, compute_uv=False)
     pscale = math.prod(float(np.linalg.norm(w, 2)) for w in ws)
     cutoff = RANK_RTOL * max(float(sv[0]) if sv.size else 0.0, pscale)
     rank = int(np.count_nonzero(sv > cutoff))
     ambiguous = bool(np.any((sv > cutoff / 100) & (sv <= cutoff * 100))) and cutoff > 0
-    attained = _attained(obj, loss_name) if rel_f > gtol else None  # stationary: a minimiser
+    attained = infimum_attained(obj, loss_name) if rel_f > gtol else None  # stationary: a minimiser
     no_bottleneck = k == min(d[0], d[-1])
     lam_min = lam_max = None
     hessian_zero = False
@@ -453,7 +656,25 @@ def measure(ws: tuple[np.ndarray, ...], obj: Objective, loss_name: str, gtol: fl
         return np.concatenate([h.ravel() for h in network_hvp(ws, obj, R, G, split(np.ravel(v)))])
 
     direction: np.ndarray | None = None
-    if critical_only and nparams <= dense_params:
+    fixed: FixedRankTest | None = None
+    fixed_setting = (critical_only and not no_bottleneck and rank == k and not ambiguous
+                     and rel_f > NEAR_STATIONARY * gtol)
+    basis = None
+    if fixed_setting and isinstance(obj, DataObjective) and isinstance(obj.loss, CrossEntropy):
+        basis = np.linalg.svd(np.eye(d[-1]) - 1.0 / d[-1])[0][:, : d[-1] - 1]  # the logits' 1^perp
+        reduced = np.linalg.svd(basis.T @ R, compute_uv=False)
+        fixed_setting = (k < min(d[0], d[-1] - 1)
+                         and int(np.count_nonzero(reduced > cutoff)) == k
+                         and not bool(np.any((reduced > cutoff / 100) & (reduced <= cutoff * 100))))
+    if fixed_setting:  # the second-order test of the rank-constrained problem replaces the network's
+        fixed, lift = fixed_rank_test(ws, obj, R, G, scale, k, dense_limit=fixed_rank_dense, seed=seed,
+                                      basis=basis)
+        for sign in (1.0, -1.0) if lift is not None else ():
+            assert lift is not None
+            witness = _confirm(ws, obj, R, [sign * v for v in lift], radius, "negative_curvature")
+            if witness is not None:
+                break
+    elif critical_only and nparams <= dense_params:
         hessian_zero, lam, vec = dense_spectrum(hv, nparams)
         lam_min, lam_max = float(lam[0]), float(lam[-1])
         method, direction = "dense", vec[:, 0]
@@ -471,8 +692,13 @@ def measure(ws: tuple[np.ndarray, ...], obj: Objective, loss_name: str, gtol: fl
         product_rank=rank, k=k, rank_ambiguous=ambiguous, attained=attained,
         witness_order=None if witness is None else witness.order,
         lambda_min=lam_min, curvature_threshold=threshold, hessian_zero=hessian_zero,
+        fixed_rank_lambda_min=None if fixed is None else fixed.min_eigenvalue,
+        fixed_rank_error_bound=None if fixed is None else fixed.error_bound,
+        fixed_rank_exact=fixed is not None and fixed.method == "dense",
+        square_objective=isinstance(obj, DataObjective) and isinstance(obj.loss, Square),
     )
-    return ConvexMeasurement(ev, obj.value(R), gnorm, rels, [float(x) for x in sv], lam_max, method, witness)
+    return ConvexMeasurement(ev, obj.value(R), gnorm, rels, [float(x) for x in sv], lam_max, method, witness,
+                             fixed)
 
 
 # ------------------------------------------------------------------------------- certificate
@@ -495,6 +721,8 @@ class ConvexCertificate:
     distance_bound : at a global verdict, ``||grad f(R)||_F / mu`` with ``mu`` the smallest
         eigenvalue of ``f''(R)`` (dy * dx <= 400): a bound on ``||R - R*||_F`` when f is quadratic
         (square loss), a local estimate otherwise (see the note); ``None`` when not computed.
+    fixed_rank : the second-order test of the rank-constrained problem (:class:`FixedRankTest`),
+        run at a critical point with rank R = k < min(dx, dy) and grad f(R) != 0; else ``None``.
     """
 
     verdict: Verdict
@@ -521,6 +749,7 @@ class ConvexCertificate:
     seconds: float
     theorems: list[Any] = field(default_factory=list)
     distance_bound: float | None = None
+    fixed_rank: FixedRankTest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema": "dlcert.check-convex/1"}
@@ -540,6 +769,12 @@ class ConvexCertificate:
             h = self.hessian
             lines.append(f"Hessian ({h['method']}): lambda_min {h['min_eigenvalue']:.3e}, "
                          f"lambda_max {self.hessian['max_eigenvalue']:.3e}")
+        if self.fixed_rank is not None and self.fixed_rank.min_eigenvalue is not None:
+            fr = self.fixed_rank
+            lines.append(f"fixed-rank Hessian ({fr.method}, dimension {fr.dimension}, bottleneck layer "
+                         f"{fr.bottleneck_layer}): lambda_min {fr.min_eigenvalue:.3e}, lambda_max "
+                         f"{_g(fr.max_eigenvalue)}, error bound {_g(fr.error_bound)}; sigma_k(R) "
+                         f"{fr.sigma_min:.3e}; relative Riemannian gradient {fr.riemannian_gradient:.3e}")
         if self.witness is not None:
             w = self.witness
             lines.append(f"witness ({w.kind}, order {w.order}): loss drops by {w.loss_decrease:.3e} "
@@ -601,6 +836,7 @@ def certify_convex(weights: Sequence[Any], objective: Objective, *, loss_name: s
                                          Verdict.INCONCLUSIVE) else None,
         reasons=reasons, tolerances={"gtol": tol, "rank_rtol": RANK_RTOL},
         evidence=to_builtin(ev), seconds=time.perf_counter() - t0, distance_bound=distance,
+        fixed_rank=m.fixed_rank,
     )
 
 

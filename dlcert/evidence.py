@@ -141,6 +141,37 @@ def diagonal_curvature(cache: PointCache, S: np.ndarray) -> float:
     return total
 
 
+def _vanishing_products(
+    ws: tuple[np.ndarray, ...], cache: PointCache, stats: Statistics, rel: list[float], rtol: float
+) -> tuple[list[float], tuple[int, ...]]:
+    """``rho_i`` set to 0 for the layers whose gradient ``A_i^T E (B_i X)^T`` vanishes because
+    ``A_i = W_N...W_(i+1)`` or ``B_i X`` is zero within the rounding of its factors (numerical
+    rank 0, :func:`dlcert.products.chain_rank`), and the layers (1-based) where that happened.
+
+    ``rho_i`` divides by ``||A_i||``, so when cancellation makes ``A_i`` exactly zero the computed
+    ``A_i`` is rounding noise and ``rho_i`` an O(1) ratio of noise to noise: a change of basis of
+    condition 100 made an exact strict saddle read ``not_critical`` with ``rho_1 = 0.28``. The
+    cheap test ``||A_i|| > rtol prod_j ||W_j||`` (the product scale is at most the product of the
+    norms) rules most layers out before the chain's rank is computed."""
+    out = list(rel)
+    hits: list[int] = []
+    n = len(ws)
+    norms = [_norm2(w) for w in ws]
+    for i in range(n):
+        if not out[i] > 0.0:
+            continue
+        above = list(ws[i + 1:])
+        if above and _norm2(cache.A[i]) <= rtol * math.prod(norms[i + 1:]) \
+                and chain_rank(above, rtol)[1].rank == 0:
+            out[i], hits = 0.0, [*hits, i + 1]
+            continue
+        below = [stats.Sxx, *ws[:i]]  # B_i Sxx B_i^T = (B_i X)(B_i X)^T
+        if i > 0 and _norm2(cache.B[i] @ stats.Sxx) <= rtol * math.prod(norms[:i]) * _norm2(stats.Sxx) \
+                and chain_rank(below, rtol)[1].rank == 0:
+            out[i], hits = 0.0, [*hits, i + 1]
+    return out, tuple(hits)
+
+
 def cache_params(cache: PointCache) -> int:
     return sum(int(w.size) for w in cache.weights)
 
@@ -305,6 +336,7 @@ def _measure(
     grads = gradient(ws, stats, cache)
     gnorms = [frobenius(g) for g in grads]
     rel = relative_gradient_norms(cache, grads, stats)
+    rel, vanishing = _vanishing_products(ws, cache, stats, rel, tol.products_rtol)
     if partial is not None:
         partial.update(wh=wh, cache=cache, gnorms=gnorms, rel=rel, tol=tol)
     # The work before the searches stops at the deadline (dlcert.budget.check in the rank and
@@ -319,7 +351,7 @@ def _measure(
     assumptions = measure_assumptions(stats, wh, widths, tol.rank_rtol)
     k = assumptions.k
     loss = loss_of_product(cache.R, stats)
-    prank = chain_rank(list(ws), tol.rank_rtol)[1]
+    prank = chain_rank(list(ws), tol.products_rtol)[1]
     critical = max(rel) <= tol.gtol
 
     # The value: gap to L*, the learned set S and the excess over its critical value c_S.
@@ -413,12 +445,12 @@ def _measure(
             phase = "the channel search"
             try:
                 check_deadline(deadline)
-                channel, channel_dirs = strongest_channel(cache, wh, tol.rank_rtol, deadline=deadline)
+                channel, channel_dirs = strongest_channel(cache, wh, tol.products_rtol, deadline=deadline)
                 extra = [Direction(V, tuple(i + 1 for i, v in enumerate(V) if np.any(v)), "channel")
                          for V in channel_dirs]
                 phase = "the witness search"
                 witness, curvature_dir = find_witness(
-                    ws, stats, wh, cache, tol.rank_rtol, index_set=learned, radius=radius,
+                    ws, stats, wh, cache, tol.products_rtol, index_set=learned, radius=radius,
                     min_preferred_order=3 if rule.decision == "non_strict_saddle" else 2,
                     extra=extra, deadline=deadline,
                 )
@@ -453,7 +485,8 @@ def _measure(
             failure = True
             spec = replace(spec, converged=False)
         if (
-            (witness is None or witness.order > 2)
+            (witness is None or witness.order > 2
+             or _curvature_margin(witness, threshold, tol.hessian_rtol) <= 1.0)
             and rule.decision != "non_strict_saddle"
             and vmin is not None and not failure
             and spec.min_eigenvalue is not None and spec.min_eigenvalue < -threshold
@@ -466,7 +499,11 @@ def _measure(
                 budget_note = budget_note or (
                     f"the time budget of {time_budget:g} s ended before the eigenvector's escape "
                     "witness was evaluated")
-            if eig is not None and eig.order == 2:
+            if eig is not None and eig.order == 2 and (
+                witness is None or witness.order > 2
+                or _curvature_margin(eig, threshold, tol.hessian_rtol)
+                > _curvature_margin(witness, threshold, tol.hessian_rtol)
+            ):
                 witness = eig
 
     evidence = Evidence(
@@ -504,6 +541,7 @@ def _measure(
         channel_noise_ceiling=CHANNEL_NOISE_CEILING,
         ftol_requested=tol.ftol_requested,
         value_floor=value_floor,
+        vanishing_layers=vanishing,
         witness_threshold=(
             2.0 * tol.hessian_rtol * witness.coefficient_scale
             if witness is not None and witness.order == 2 and witness.coefficient_scale is not None
@@ -517,6 +555,15 @@ def _measure(
         channel=None if channel is None else replace(channel, noise=evidence.channel_noise),
         budget_note=budget_note,
     )
+
+
+def _curvature_margin(w: Witness, threshold: float, hessian_rtol: float) -> float:
+    """How far an order-2 witness's curvature ``2 a_2`` lies beyond the larger of the whole-Hessian
+    ``threshold`` and its own direction's (``Evidence.strong_order2``): above 1 it proves strictness."""
+    own = 2.0 * hessian_rtol * w.coefficient_scale if w.coefficient_scale is not None else 0.0
+    bar = max(threshold, own)
+    curvature = -2.0 * w.coefficient
+    return curvature / bar if bar > 0 else (math.inf if curvature > 0 else 0.0)
 
 
 def _eigen_witness(

@@ -100,21 +100,27 @@ class Problem:
     """Validated weights and data statistics, ready to certify.
 
     weights : ``W1..WN`` as float64 C-contiguous arrays, ``W_i`` of shape ``(d_i, d_{i-1})``.
-    stats : the sufficient statistics of the data (``stats.eps == eps``).
-    eps : machine epsilon of the coarsest floating dtype among the stored weights and data
-        (float32 anywhere gives float32's 1.19e-7; integers count as float64; never below
-        float64's 2.2e-16 since everything is computed in float64; float16 gives 2**-10 and
-        bfloat16 weights, widened to float32 on reading, 2**-7). A statistics file's
+    stats : the sufficient statistics of the data; ``stats.eps`` is the data's precision:
+        machine epsilon of its coarsest stored floating dtype (integers count as float64; never
+        below float64's 2.2e-16 since everything is computed in float64). A statistics file's
         ``meta_eps`` (the precision of the raw data it was computed from) may only tighten what
         the stored dtypes imply (:func:`dlcert.validation.claimed_precision`).
+    weights_eps : machine epsilon of the weights' stored dtypes (float16 2**-10; bfloat16,
+        widened to float32 on reading, 2**-7). The two precisions enter the tolerances in
+        different places (:mod:`dlcert.tolerances`).
     weights_source, data_source : the files the weights and the data came from.
     """
 
     weights: tuple[np.ndarray, ...]
     stats: Statistics
-    eps: float
+    weights_eps: float
     weights_source: str
     data_source: str
+
+    @property
+    def eps(self) -> float:
+        """The coarser of the two precisions (for checks that do not tell them apart)."""
+        return max(self.weights_eps, self.stats.eps)
 
 
 def _one_line(text: object, limit: int = 200) -> str:
@@ -452,14 +458,12 @@ def problem_from(
         hint = "pass --data DATA.npz"
     else:
         raise InputError(f"{weights_source}: no data: give data or stats (layers carry no data)")
-    stats = data_statistics(
-        data_file, data_source, dims=dims, layout=layout, precision=precision, hint=hint
-    )
+    stats = data_statistics(data_file, data_source, dims=dims, layout=layout, hint=hint)
     require_targets(stats, data_source)
     return Problem(
         weights=weights,
         stats=stats,
-        eps=stats.eps,
+        weights_eps=precision,
         weights_source=weights_source,
         data_source=data_source,
     )

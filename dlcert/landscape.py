@@ -153,6 +153,80 @@ class Landscape:
         return out
 
 
+LANDSCAPE_CONVEX_SCHEMA = "dlcert.landscape-convex/1"
+
+
+@dataclass(frozen=True)
+class ConvexTrialRecord:
+    """One random start trained on a convex loss and certified by ``dlcert.convex`` (``--loss``).
+
+    verdict, rule, theorem : the certificate's verdict, reason code and theorem id (the rule
+    table of ``check --loss``, docs/losses.md). converged : L-BFGS-B's success flag.
+    loss : f(R) at the end point (after polishing). relative_f_gradient, relative_gradient_norm :
+    the scale-free gradients of f at R and of the network. product_rank : rank of R.
+    iterations, message : L-BFGS-B's. lbfgs_relative_gradient_norm : before polishing.
+    polish_steps : Newton steps kept (``dlcert.trials.polish_convex``).
+    """
+
+    index: int
+    verdict: str
+    rule: str
+    theorem: str | None
+    converged: bool
+    loss: float
+    relative_f_gradient: float
+    relative_gradient_norm: float
+    product_rank: int
+    iterations: int
+    message: str
+    lbfgs_relative_gradient_norm: float
+    polish_steps: int
+
+
+@dataclass(frozen=True)
+class ConvexTrialsSummary:
+    """Random starts on a convex loss: verdict counts (zeros included), reason-code counts, records."""
+
+    n: int
+    seed: int
+    init: str
+    counts: dict[str, int]
+    rules: dict[str, int]
+    not_converged: int
+    records: list[ConvexTrialRecord]
+
+
+@dataclass(frozen=True)
+class ConvexLandscape:
+    """``dlcert landscape --loss logistic|cross-entropy|huber[:DELTA]`` (``dlcert.landscape-convex/1``).
+
+    loss : which f. widths, n_layers, k : the architecture and its bottleneck width;
+    no_bottleneck : ``k = min(dx, dy)``; bottleneck_layers : hidden i with ``d_i = k``.
+    m : samples. attained : whether f attains its infimum (``None``: not checked, too large for
+    the LP). theorems : Zhang 2019 rows for these widths (no point given). notes : caveats.
+    trials : the random starts, each end point certified by the rule table of ``check --loss``.
+    """
+
+    loss: str
+    widths: list[int]
+    n_layers: int
+    k: int
+    no_bottleneck: bool
+    bottleneck_layers: list[int]
+    m: int
+    attained: bool | None
+    theorems: list[TheoremCheck]
+    notes: list[str]
+    trials: ConvexTrialsSummary | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-safe dict following the ``dlcert.landscape-convex/1`` contract."""
+        out: dict[str, Any] = {"schema": LANDSCAPE_CONVEX_SCHEMA}
+        for name in self.__dataclass_fields__:
+            out[name] = to_builtin(getattr(self, name))
+        return out
+
+
 def check_widths(widths: Sequence[int], stats: Statistics) -> list[int]:
     """Validate ``[d_0, ..., d_N]`` against the data (``d_0 = dx``, ``d_N = dy``)."""
     ws = [int(w) for w in widths]

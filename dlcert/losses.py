@@ -102,8 +102,8 @@ class CrossEntropy:
         return np.asarray(softmax(Z, axis=0) - Y)
 
     def hess(self, Z: np.ndarray, Y: np.ndarray, dZ: np.ndarray) -> np.ndarray:
-        P = softmax(Z, axis=0)
-        return np.asarray(P * dZ - P * np.sum(P * dZ, axis=0))
+        P = softmax(Z, axis=0)  # dZ may carry a leading batch axis (DataObjective.hvp_many)
+        return np.asarray(P * dZ - P * np.sum(P * dZ, axis=-2, keepdims=True))
 
     def targets(self, Y: np.ndarray, source: str) -> np.ndarray:
         if Y.shape[0] < 2:
@@ -204,6 +204,22 @@ class DataObjective:
         for Xc, Yc in self._chunks():
             out += self.loss.hess(R @ Xc, Yc, D @ Xc) @ Xc.T
         return out
+
+    def hvp_many(self, R: np.ndarray, Ds: np.ndarray, budget: int = 1 << 22) -> np.ndarray:
+        """``f''(R)[D_b]`` for a stack ``Ds`` (b, dy, dx): one GEMM per chunk for all b directions
+        (sub-chunks keep ``b * dy * columns <= budget`` floats). Built-in losses only (their ``hess``
+        broadcasts over a leading axis); any other loss is applied direction by direction."""
+        if not isinstance(self.loss, (Square, Logistic, CrossEntropy, Huber)):
+            return np.stack([self.hvp(R, D) for D in Ds])
+        b, dy, dx = Ds.shape
+        flat = Ds.reshape(b * dy, dx)
+        out = np.zeros((b * dy, dx))
+        step = max(1, min(self.chunk, budget // max(1, b * dy)))
+        for s in range(0, self.m, step):
+            Xc, Yc = self.X[:, s : s + step], self.Y[:, s : s + step]
+            dZ = (flat @ Xc).reshape(b, dy, -1)
+            out += self.loss.hess(R @ Xc, Yc, dZ).reshape(b * dy, -1) @ Xc.T
+        return out.reshape(b, dy, dx)
 
     def decrease(self, R: np.ndarray, R2: np.ndarray) -> tuple[float, float]:
         eps = float(np.finfo(np.float64).eps)

@@ -33,10 +33,12 @@ class Evidence:
 
     depth : N. all_layers_nonzero : every W_i has a non-zero entry.
     relative_gradient : max over layers of the scale-free gradient norm.
-    gtol : the gradient tolerance applied (max of ``gtol_requested`` and ``gradient_floor``).
+    gtol : the gradient tolerance applied: ``max(gtol_requested, min(gradient_floor, gtol_ceiling))``.
     gtol_requested : asked for or derived from the input precision.
     gradient_floor : how far rounding the stored weights can move the relative gradient.
-    gtol_ceiling : above this a precision floor decides nothing.
+    gtol_ceiling : a precision floor raises gtol up to this, no further; a gradient between the
+        applied gtol and the floor is ``inconclusive`` (rounding may explain it, but accepting it
+        would accept almost anything).
     relative_gap : ``(L - L*) / (syy/2)``. value_error : error bound of relative gap and excess.
     ftol : tolerance on the gap and on the excess.
     learned_set : S read from the product (``None`` when unreadable). top_set : S is a top set.
@@ -53,7 +55,8 @@ class Evidence:
     solver_failure : the solver reported a lambda_min that cannot be true.
     witness_order : lowest order of the best confirmed escape witness (``None``: none found).
     witness_curvature : ``v^T H v`` along the order-2 witness direction (``None`` otherwise).
-    ftol_requested, value_floor : ``ftol`` is the larger of the two (``docs/tolerances.md``).
+    ftol_requested, value_floor : ``ftol`` is the larger of the two, the floor counting up to a
+        ceiling (``docs/tolerances.md``); a gap between ``ftol`` and the floor is ``inconclusive``.
     witness_threshold : curvature along the witness below ``-witness_threshold`` is beyond what
         the point's distance from criticality can create (``hessian_rtol`` times the magnitude of
         the terms of that coefficient: invariant under a change of basis between layers).
@@ -63,6 +66,8 @@ class Evidence:
         shrinks channel strengths), the absence of a channel proves nothing.
     complete : every measurement before the searches finished within the time budget (when
         false, the fields after the gradient are placeholders and nothing is certified).
+    vanishing_layers : layers whose relative gradient was taken as 0 because the product above or
+        below them is zero within the rounding of its factors (``dlcert.evidence``).
     """
 
     depth: int
@@ -101,6 +106,7 @@ class Evidence:
     complete: bool = True
     ftol_requested: float = 0.0
     value_floor: float = 0.0
+    vanishing_layers: tuple[int, ...] = ()
 
     # Derived predicates (pure arithmetic on the fields above).
     @property
@@ -134,6 +140,31 @@ class Evidence:
             self.witness_order == 2
             and self.witness_curvature is not None
             and self.witness_curvature < -self.curvature_threshold
+        )
+
+    @property
+    def channel_found(self) -> bool:
+        """A second-order channel beyond rounding (10 x its noise and above the noise ceiling, below
+        which strengths are rounding-level even on well-conditioned points): at an exact critical
+        point a channel proves strictness (docs/strictness.md, section 2), so it contradicts any
+        non-strict criterion."""
+        return (
+            self.channel_strength is not None
+            and self.channel_strength > max(10.0 * self.channel_noise, self.channel_noise_ceiling)
+        )
+
+    @property
+    def channel_proves_strict(self) -> bool:
+        """A channel 100 times beyond its noise (section 2 of docs/strictness.md proves strictness
+        at an exact critical point from one), confirmed by an order-2 witness at the stored point
+        whose curvature clears its own direction's rounding threshold."""
+        return (
+            self.channel_strength is not None
+            and self.channel_strength > max(100.0 * self.channel_noise, self.channel_noise_ceiling)
+            and self.witness_order == 2
+            and self.witness_curvature is not None
+            and self.witness_threshold is not None
+            and self.witness_curvature < -self.witness_threshold
         )
 
     @property
@@ -201,14 +232,22 @@ RULES: tuple[Rule, ...] = (
                     "measured (note.time_budget says where); nothing is certified")),
     # 1. First order.
     Rule("not_critical.gradient", Verdict.NOT_CRITICAL,
-         lambda e: not e.relative_gradient <= e.gtol,
-         lambda e: f"relative gradient norm {_g(e.relative_gradient)} > gtol {e.gtol:.1e}"),
+         lambda e: not e.relative_gradient <= max(e.gtol, e.gradient_floor),
+         lambda e: f"relative gradient norm {_g(e.relative_gradient)} > gtol {e.gtol:.1e}" + (
+             f" and above the {e.gradient_floor:.1e} rounding the stored weights can cause"
+             if e.gradient_floor > e.gtol else "")),
     Rule("inconclusive.precision_floor", Verdict.INCONCLUSIVE,
-         lambda e: e.relative_gradient > e.gtol_requested and e.gradient_floor > e.gtol_ceiling,
-         lambda e: (f"relative gradient norm {_g(e.relative_gradient)} exceeds gtol {e.gtol_requested:.1e}; the "
+         lambda e: e.relative_gradient > e.gtol,
+         lambda e: (f"relative gradient norm {_g(e.relative_gradient)} exceeds gtol {e.gtol:.1e}; the "
                     f"stored precision could account for up to {e.gradient_floor:.1e}, above the "
                     f"{e.gtol_ceiling:.0e} beyond which a precision floor proves nothing")),
     # 2. The value.
+    Rule("inconclusive.value_floor", Verdict.INCONCLUSIVE,
+         lambda e: (e.value_floor > e.ftol and not e.gap_certainly_within
+                    and e.relative_gap - e.value_error <= e.value_floor),
+         lambda e: (f"relative gap {_g(e.relative_gap)} exceeds ftol {e.ftol:.1e}; rounding the stored "
+                    f"weights could account for up to {e.value_floor:.1e}, beyond the most a value "
+                    "floor may raise ftol to (a tolerance that large would pass anything)")),
     Rule("inconclusive.gap_within_error", Verdict.INCONCLUSIVE,
          lambda e: not e.gap_certainly_within and not e.gap_certainly_beyond,
          lambda e: (f"relative gap {_g(e.relative_gap)} +- {e.value_error:.1e} straddles ftol {e.ftol:.1e}: "
@@ -252,7 +291,8 @@ RULES: tuple[Rule, ...] = (
          lambda e: "the loss sits at a saddle's critical value but the rank rule says global"),
     # 4. Strictness.
     Rule("inconclusive.strictness_conflict", Verdict.INCONCLUSIVE,
-         lambda e: (e.strong_order2_global or e.eigenvalue_negative) and e.proved_non_strict,
+         lambda e: ((e.strong_order2_global or e.eigenvalue_negative or e.channel_found)
+                    and e.proved_non_strict),
          lambda e: ("a non-strictness criterion (tightened ranks or no second-order channel) holds, yet "
                     f"negative curvature {_g(e.witness_curvature)} / lambda_min {_g(e.lambda_min)} beyond "
                     f"-{e.curvature_threshold:.3e} was measured")),
@@ -261,6 +301,12 @@ RULES: tuple[Rule, ...] = (
          lambda e: (f"order-2 escape: curvature v^T H v = {_g(e.witness_curvature)} < "
                     f"-{max(e.curvature_threshold, e.witness_threshold or 0.0):.3e} "
                     "along a unit direction")),
+    Rule("strict.channel", Verdict.STRICT_SADDLE,
+         lambda e: e.channel_proves_strict and not e.proved_non_strict,
+         lambda e: (f"second-order channel of strength {_g(e.channel_strength)} > 100 x rounding "
+                    f"{e.channel_noise:.1e} (strict at the critical point, docs/strictness.md), "
+                    f"confirmed by an order-2 escape with curvature {_g(e.witness_curvature)} < "
+                    f"-{e.witness_threshold or 0.0:.3e} along its direction")),
     Rule("strict.misplaced_set", Verdict.STRICT_SADDLE,
          lambda e: e.misplaced and e.witness_order == 2,
          lambda e: (f"the learned set S = {list(e.learned_set or ())} misses a larger singular value than one it "
@@ -319,12 +365,20 @@ def notes(e: Evidence) -> list[Reason]:
             "note.rounding_curvature",
             f"the escape direction's curvature {_g(e.witness_curvature)} is within the curvature threshold "
             f"{e.curvature_threshold:.3e}: rounding-level, not negative curvature"))
-    if (e.kawaguchi_iv and e.gap_certainly_beyond and not e.strong_order2 and not e.eigenvalue_negative):
+    critical = e.relative_gradient <= e.gtol  # Thm 2.3(iv) speaks of critical points only
+    if (critical and e.kawaguchi_iv and e.gap_certainly_beyond and not e.strong_order2
+            and not e.eigenvalue_negative):
         out.append(Reason(
             "note.kawaguchi_iv",
             "Kawaguchi 2016 Thm 2.3(iv): rank(W_{N-1}...W_2) equals the smallest hidden width, so a saddle "
             f"here must have a negative Hessian eigenvalue, but none was shown (lambda_min = "
             f"{_g(e.lambda_min)}, {e.hessian_method})"))
+    if e.vanishing_layers:
+        out.append(Reason(
+            "note.vanishing_product",
+            f"layers {list(e.vanishing_layers)}: the product above or below the layer is zero within the "
+            "rounding of its factors, so its gradient A_i^T E (B_i X)^T vanishes; its relative gradient "
+            "is taken as 0 (computed, it is a ratio of rounding noise to rounding noise)"))
     if e.value_floor > e.ftol_requested:
         out.append(Reason(
             "note.value_floor",

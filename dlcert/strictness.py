@@ -98,7 +98,7 @@ def rank_rule(
         return undecided(f"Syx has rank {syx.rank} < min(dx, dy) = {min(dx, dy)}; the rule assumes full rank")
     k_eff = min(k, sigma_rank(wh, tol.rank_rtol))
 
-    R, rk = chain_rank(list(weights), tol.rank_rtol)
+    R, rk = chain_rank(list(weights), tol.products_rtol)
     if rk.ambiguous:
         return undecided(_ambiguity("R", rk.singular_values, rk.cutoff))
     r = rk.rank
@@ -119,12 +119,12 @@ def rank_rule(
     Sxy = stats.Syx.T
     j_b, ambiguity = _first_of_rank(
         ((b, [Sxy, *weights[:b]], f"W_{b}...W_1 Sxy") for b in range(1, n + 1)),
-        r, tol.rank_rtol,
+        r, tol.products_rtol,
     )
     if ambiguity is None:
         j_t, ambiguity = _first_of_rank(
             ((a, list(weights[a - 1 :]), f"W_{n}...W_{a}") for a in range(n, 0, -1)),
-            r, tol.rank_rtol,
+            r, tol.products_rtol,
         )
     if ambiguity is not None:
         return undecided(ambiguity, index_set=index_set, top_set=True)
@@ -133,7 +133,7 @@ def rank_rule(
                          index_set=index_set, top_set=True)
     tightened = False
     if j_b + 2 <= j_t:
-        mid = chain_rank(list(weights[j_b : j_t - 1]), tol.rank_rtol)[1]
+        mid = chain_rank(list(weights[j_b : j_t - 1]), tol.products_rtol)[1]
         if mid.ambiguous:
             return undecided(
                 _ambiguity(f"W_{j_t - 1}...W_{j_b + 1}", mid.singular_values, mid.cutoff),

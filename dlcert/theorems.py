@@ -60,7 +60,7 @@ def measure_point(
 ) -> PointFacts:
     """Measure the point-dependent conditions."""
     n = len(weights)
-    rtol = tol.rank_rtol
+    rtol = tol.products_rtol
     hidden_rank = chain_rank(list(weights[1 : n - 1]), rtol)[1].rank if n >= 3 else None
     min_hidden = min(a.widths[1:-1]) if n >= 2 else None
     p = a.bottleneck_layers[0] if a.bottleneck_layers else None

@@ -27,7 +27,6 @@ from dlcert.convex import (
     RANK_RTOL,
     ConvexCertificate,
     ConvexEvidence,
-    _attained,
     _chain,
     _confirm,
     _lanczos,
@@ -37,6 +36,7 @@ from dlcert.convex import (
     decide,
     default_gtol,
     dense_spectrum,
+    infimum_attained,
     network_hvp,
     notes,
 )
@@ -168,7 +168,7 @@ def _certify_towers(tws: list[tuple[np.ndarray, ...]], Rs: list[np.ndarray], R: 
     rel = max(rels)
     cor2 = any(b >= min(dx, dy) for b in bs) or sum(bs) >= max(dx, dy)
     deficient = any(r < b for r, b in zip(ranks, bs, strict=True))
-    attained = _attained(objective, loss_name) if rel_f > tol else None
+    attained = infimum_attained(objective, loss_name) if rel_f > tol else None
     critical_only = rel <= tol and rel_f > tol
     flat = [w for ws in tws for w in ws]
     shapes = [w.shape for w in flat]

@@ -292,7 +292,16 @@ class NullSpaces:
 def chain_direction(
     cache: PointCache, nulls: NullSpaces, layers: Sequence[int], rtol: float
 ) -> Direction | None:
-    """The rank-one chain direction through ``layers`` (1-based, increasing), or None."""
+    """The rank-one chain direction through ``layers`` (1-based, increasing), or None.
+
+    Each link from layer ``lo`` to the next moving layer ``hi`` carries ``y_hi^T M z_lo != 0``
+    through the fixed layers ``M`` between them, with ``z_lo`` in ``null(A_lo)`` and ``y_hi`` in
+    ``null((B_hi S)^T)`` so that the lower-order products vanish. When no such pair exists the link
+    is taken free (``M``'s top singular pair): the lower-order products then need not vanish, but
+    their first-order terms can still be orthogonal to the residual and their squares come at
+    twice their order (e.g. a last layer that writes only into directions carrying no target).
+    The exact loss polynomial (:func:`evaluate`) decides what the direction is worth either way.
+    """
     W = cache.weights
     q = len(layers)
     z: list[np.ndarray | None] = [None] * q
@@ -301,17 +310,19 @@ def chain_direction(
         lo, hi = layers[m], layers[m + 1]
         Nz = nulls.above(lo)
         Ny = nulls.below(hi)
-        if Nz.shape[1] == 0 or Ny.shape[1] == 0:
-            return None
         M = chain(W, lo + 1, hi - 1)
-        K = Ny.T @ M @ Nz
-        if not np.any(K):
+        floor = rtol * max(1.0, float(np.linalg.norm(M, 2)))
+        K = Ny.T @ M @ Nz if Nz.shape[1] and Ny.shape[1] else np.zeros((0, 0))
+        uu, ss, vv = np.linalg.svd(K) if K.size else (None, np.zeros(0), None)
+        if ss.size and ss[0] > floor and uu is not None and vv is not None:
+            z[m] = Nz @ vv[0]
+            y[m + 1] = Ny @ uu[:, 0]
+            continue
+        uu, ss, vv = np.linalg.svd(M)  # a free link
+        if not ss.size or ss[0] <= floor:
             return None
-        uu, ss, vv = np.linalg.svd(K)
-        if ss[0] <= rtol * max(1.0, float(np.linalg.norm(M, 2))):
-            return None
-        z[m] = Nz @ vv[0]
-        y[m + 1] = Ny @ uu[:, 0]
+        z[m] = vv[0]
+        y[m + 1] = uu[:, 0]
     first, last = layers[0], layers[-1]
     G = cache.A[last - 1].T @ cache.E @ cache.B[first - 1].T
     if not np.any(G):

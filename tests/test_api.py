@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from io import StringIO
 from pathlib import Path
 
@@ -54,11 +55,18 @@ def test_check_accepts_statistics_and_a_stats_dict(problem: tuple) -> None:
     assert a.loss == b.loss
 
 
-def test_float32_inputs_set_float32_tolerances(problem: tuple) -> None:
+def test_precisions_of_weights_and_data_are_recorded_apart(problem: tuple) -> None:
+    """The data's dtype sets the tolerances; the weights' dtype only their floors."""
     X, Y, W, _ = problem
+    f32, f64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
     cert = dlcert.check([w.astype(np.float32) for w in W], X, Y)
-    assert cert.tolerances.eps == pytest.approx(float(np.finfo(np.float32).eps))
-    assert dlcert.check(W, X, Y).tolerances.eps == pytest.approx(float(np.finfo(np.float64).eps))
+    assert (cert.tolerances.eps, cert.tolerances.weights_eps) == (f64, f32)
+    assert cert.tolerances.gtol_requested == pytest.approx(10 * f64**0.5)
+    cert = dlcert.check(W, X.astype(np.float32), Y.astype(np.float32))
+    assert (cert.tolerances.eps, cert.tolerances.weights_eps) == (f32, f64)
+    assert cert.tolerances.gtol_requested == pytest.approx(10 * f32**0.5)
+    cert = dlcert.check(W, X, Y)
+    assert (cert.tolerances.eps, cert.tolerances.weights_eps) == (f64, f64)
 
 
 @pytest.mark.parametrize(
@@ -157,8 +165,22 @@ def test_passed_follows_the_requirements(problem: tuple) -> None:
     nc = dlcert.check(moved, X, Y)
     assert nc.verdict is Verdict.NOT_CRITICAL
     assert not dlcert.passed(nc, "critical") and dlcert.passed(nc, "any")
-    with pytest.raises(InputError, match="require 'best' is not one of global, critical, any"):
+    assert dlcert.passed(nc, "decided")
+    unsure = replace(saddle, verdict=Verdict.INCONCLUSIVE)
+    assert not dlcert.passed(unsure, "critical") and not dlcert.passed(unsure, "decided")
+    assert dlcert.passed(unsure, "any")
+    with pytest.raises(InputError, match="require 'best' is not one of global, critical, decided, any"):
         dlcert.passed(glob, "best")
+
+
+def test_passed_is_the_gate_of_the_command_line() -> None:
+    from dlcert.gate import Requirement, passes
+
+    base = dlcert.check([np.eye(2)], np.eye(2), 2 * np.eye(2), layout="rows")
+    for require in Requirement:
+        for verdict in Verdict:
+            cert = replace(base, verdict=verdict)
+            assert dlcert.passed(cert, require.value) is passes(require, verdict), (require, verdict)
 
 
 def test_mse_is_the_mean_of_squared_errors(problem: tuple) -> None:
@@ -261,7 +283,7 @@ def test_jax_like_arrays_and_bfloat16(problem: tuple) -> None:
     cert = dlcert.check([FakeJaxArray(w) for w in W], FakeJaxArray(X), FakeJaxArray(Y))
     assert cert.loss == pytest.approx(ref.loss, rel=1e-12)
     bf = dlcert.check([FakeJaxArray(w.astype(np.float32), "bfloat16") for w in W], X, Y)
-    assert bf.tolerances.eps == 2.0**-7
+    assert (bf.tolerances.weights_eps, bf.tolerances.eps) == (2.0**-7, float(np.finfo(np.float64).eps))
 
 
 def test_import_dlcert_imports_no_framework() -> None:

@@ -254,7 +254,7 @@ def test_every_rule_reached(changes: dict[str, object], code: str) -> None:
 
 def test_every_rule_has_a_test() -> None:
     codes = {r.code for r in CONVEX_RULES}
-    assert len(codes) == len(CONVEX_RULES) == 11
+    assert len(codes) == len(CONVEX_RULES) == 15  # the fixed-rank rules: tests/test_fixed_rank.py
 
 
 def _square_rank_one_points(seed: int) -> tuple[DataObjective, list[list[np.ndarray]]]:
@@ -270,25 +270,29 @@ def _square_rank_one_points(seed: int) -> tuple[DataObjective, list[list[np.ndar
 
 
 def test_bottleneck_full_rank_saddle_and_minimum() -> None:
+    """Rank R = k = 1 with grad f != 0: the fixed-rank test decides (more in test_fixed_rank.py)."""
     obj, (top, second) = _square_rank_one_points(8)
     cert = certify_convex(second, obj, loss_name="square")
     assert cert.product_rank == cert.k == 1 and not cert.no_bottleneck
-    assert cert.verdict == Verdict.STRICT_SADDLE and cert.rule == "strict.bottleneck_negative_curvature"
+    assert cert.verdict == Verdict.STRICT_SADDLE and cert.rule == "strict.fixed_rank_negative_curvature"
     assert cert.witness is not None
     assert _confirm_with_numpy(obj, "square", second, cert.witness.point) > 0
     cert = certify_convex(top, obj, loss_name="square")  # the rank-1 optimum: grad f != 0, no escape
-    assert cert.rule == "inconclusive.bottleneck_full_rank"
-    assert cert.hessian["min_eigenvalue"] > -1e-8
+    assert cert.rule == "global.square_rank_constrained_minimum"
+    assert cert.fixed_rank is not None and cert.fixed_rank.min_eigenvalue is not None
+    assert cert.fixed_rank.min_eigenvalue > 0
 
 
 def test_lanczos_path_finds_the_same_negative_curvature() -> None:
     from dlcert.convex import measure
-    obj, (_, second) = _square_rank_one_points(9)
-    ws = tuple(second)
-    dense = measure(ws, obj, "square", 1e-6)
-    iterative = measure(ws, obj, "square", 1e-6, dense_params=0)
-    assert iterative.hessian_method == "lanczos"
+    rng = np.random.default_rng(9)
+    obj, _ = _problem("cross-entropy", rng)
+    ws = (np.zeros((1, 4)), np.zeros((3, 1)))  # rank 0 < k = 1: the network Hessian is computed
+    dense = measure(ws, obj, "cross-entropy", 1e-6)
+    iterative = measure(ws, obj, "cross-entropy", 1e-6, dense_params=0)
+    assert dense.hessian_method == "dense" and iterative.hessian_method == "lanczos"
     assert dense.evidence.lambda_min is not None and iterative.evidence.lambda_min is not None
+    assert dense.evidence.lambda_min < 0
     assert iterative.evidence.lambda_min == pytest.approx(dense.evidence.lambda_min, rel=1e-5)
 
 

@@ -348,8 +348,8 @@ def test_safetensors_bfloat16_is_widened_exactly_and_sets_eps(tmp_path: Path, da
         {f"{i}.weight": ("BF16", w.shape, w.tobytes()) for i, w in enumerate(words)},
     )
     problem = load_problem(path, data)
-    assert problem.eps == BFLOAT16_EPS == 2.0**-7
-    assert problem.stats.eps == BFLOAT16_EPS
+    assert problem.weights_eps == problem.eps == BFLOAT16_EPS == 2.0**-7
+    assert problem.stats.eps == float(np.finfo(np.float64).eps)  # the data's own precision
     for got, w in zip(problem.weights, want, strict=True):
         np.testing.assert_array_equal(got, w.astype(np.float64))
     # the same values stored as float32: same weights, float32's (finer) eps

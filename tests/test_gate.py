@@ -151,7 +151,7 @@ def write_bf16_safetensors(path: Path, weights: list[np.ndarray]) -> Path:
 
 @pytest.fixture
 def random_bf16(tmp_path: Path) -> tuple[Path, Path]:
-    """The issue's case: a random bfloat16 model, which dlcert can only call inconclusive."""
+    """The issue's case: a random bfloat16 model (float64 data)."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((4, 50))
     Y = rng.standard_normal((3, 4)) @ X + 0.1 * rng.standard_normal((3, 50))
@@ -160,14 +160,51 @@ def random_bf16(tmp_path: Path) -> tuple[Path, Path]:
     return write_bf16_safetensors(tmp_path / "m.safetensors", ws), tmp_path / "data.npz"
 
 
+def imprecise_bf16(folder: Path, cond: float = 100.0) -> tuple[Path, Path]:
+    """A global minimum whose layers are related by changes of basis of condition ``cond``,
+    stored in bfloat16: rounding the weights can explain a relative gradient far above 1e-2, so
+    the stored numbers cannot show whether the point is critical."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4, 50))
+    Y = rng.standard_normal((3, 4)) @ X + 0.1 * rng.standard_normal((3, 50))
+    np.savez(folder / "data.npz", X=X, Y=Y)
+    R = np.linalg.solve(X @ X.T, X @ Y.T).T  # the least-squares product: a global minimum
+
+    def change_of_basis() -> np.ndarray:
+        q1, q2 = (np.linalg.qr(rng.standard_normal((3, 3)))[0] for _ in range(2))
+        return q1 @ np.diag(np.geomspace(1.0, cond, 3)) @ q2
+
+    G1, G2 = change_of_basis(), change_of_basis()
+    ws = [G1 @ R, G2 @ np.linalg.inv(G1), np.linalg.inv(G2)]
+    return write_bf16_safetensors(folder / "m.safetensors", ws), folder / "data.npz"
+
+
 @pytest.mark.parametrize("require", list(Requirement))
-def test_random_bf16_model_fails_every_requirement_but_any(
+def test_random_bf16_model_is_not_critical(
     runner: CliRunner, random_bf16: tuple[Path, Path], require: Requirement
 ) -> None:
     model, data = random_bf16
     res = runner.invoke(app, ["check", str(model), "--data", str(data), "-f", "json",
                               "--require", require.value])
-    assert json.loads(res.stdout)["verdict"] == "inconclusive"
+    report = json.loads(res.stdout)
+    assert (report["verdict"], report["rule"]) == ("not_critical", "not_critical.gradient")
+    assert report["tolerances"]["weights_eps"] == 2.0**-7
+    assert report["tolerances"]["eps"] == float(np.finfo(np.float64).eps)  # the data's
+    fails = require in (Requirement.GLOBAL, Requirement.CRITICAL)
+    assert res.exit_code == (4 if fails else 0)
+
+
+@pytest.mark.parametrize("require", list(Requirement))
+def test_bf16_point_its_precision_cannot_decide_fails_all_but_any(
+    runner: CliRunner, tmp_path: Path, require: Requirement
+) -> None:
+    model, data = imprecise_bf16(tmp_path)
+    res = runner.invoke(app, ["check", str(model), "--data", str(data), "-f", "json",
+                              "--require", require.value])
+    report = json.loads(res.stdout)
+    assert (report["verdict"], report["rule"]) == ("inconclusive", "inconclusive.precision_floor")
+    ev = report["evidence"]
+    assert ev["gtol"] < ev["relative_gradient"] <= ev["gradient_floor"]
     assert res.exit_code == (0 if require is Requirement.ANY else 5)
 
 

@@ -284,13 +284,16 @@ def test_ambiguous_square_data_needs_layout(tmp_path: Path, rng: np.random.Gener
 
 
 @pytest.mark.parametrize("where", ["W1", "W2", "X", "Y"])
-def test_float32_anywhere_gives_float32_eps(
+def test_float32_weights_and_float32_data_are_told_apart(
     tmp_path: Path, net: dict[str, np.ndarray], where: str
 ) -> None:
     arrays = dict(net)
     arrays[where] = arrays[where].astype(np.float32)
     p = load_problem(_save(tmp_path / "f32.npz", **arrays))
-    assert p.eps == EPS32 and p.stats.eps == EPS32
+    in_weights = where.startswith("W")
+    assert p.weights_eps == (EPS32 if in_weights else EPS64)
+    assert p.stats.eps == (EPS64 if in_weights else EPS32)
+    assert p.eps == EPS32  # the coarser of the two
     assert all(w.dtype == np.float64 for w in p.weights)
 
 

@@ -40,7 +40,7 @@ def test_flax_param_tree_of_jax_arrays(problem: tuple) -> None:
     assert any("transposed" in r.message for r in cert.reasons)
     bf = dlcert.check({"params": {k: {"kernel": v["kernel"].astype(jnp.bfloat16)}
                                   for k, v in params["params"].items()}}, X, Y)
-    assert bf.tolerances.eps == 2.0**-7
+    assert bf.tolerances.weights_eps == 2.0**-7  # the data (float64) sets eps
     params["params"]["Dense_1"]["scale"] = jnp.ones(2)
     with pytest.raises(InputError, match=r"'Dense_1/scale' is not a Dense kernel"):
         dlcert.check(params, X, Y)

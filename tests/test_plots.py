@@ -79,14 +79,10 @@ def test_svg_figures(runner: CliRunner, samples_dir: Path, tmp_path: Path) -> No
 
 
 def test_inconclusive_figures(runner: CliRunner, tmp_path: Path) -> None:
-    from test_gate import write_bf16_safetensors
+    from test_gate import imprecise_bf16
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((4, 50))
-    np.savez(tmp_path / "d.npz", X=X, Y=rng.standard_normal((3, 4)) @ X + 0.1 * rng.standard_normal((3, 50)))
-    model = write_bf16_safetensors(tmp_path / "m.safetensors",
-                                   [0.3 * rng.standard_normal(s) for s in ((3, 4), (3, 3), (3, 3))])
-    res = runner.invoke(app, ["check", str(model), "--data", str(tmp_path / "d.npz"), "--plot",
+    model, data = imprecise_bf16(tmp_path)
+    res = runner.invoke(app, ["check", str(model), "--data", str(data), "--plot",
                               str(tmp_path / "p"), "-f", "json"])
     report = json.loads(res.stdout)
     assert report["verdict"] == "inconclusive" and res.exit_code == 5

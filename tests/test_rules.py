@@ -48,8 +48,23 @@ CASES: list[tuple[str, Any, dict[str, Any], Verdict]] = [
     ("inconclusive.time_budget", S, {"complete": False, "relative_gradient": 1e-3}, Verdict.INCONCLUSIVE),
     ("not_critical.gradient", S, {"relative_gradient": 1e-3}, Verdict.NOT_CRITICAL),
     ("not_critical.gradient", S, {"relative_gradient": float("nan")}, Verdict.NOT_CRITICAL),
+    # gtol_ceiling 1e-3 caps the applied gtol; rounding could explain rho up to the floor 1e-2.
     ("inconclusive.precision_floor", S,
-     {"relative_gradient": 5e-3, "gtol": 1e-2, "gradient_floor": 1e-2}, Verdict.INCONCLUSIVE),
+     {"relative_gradient": 5e-3, "gtol": 1e-3, "gradient_floor": 1e-2}, Verdict.INCONCLUSIVE),
+    ("not_critical.gradient", S,
+     {"relative_gradient": 2e-2, "gtol": 1e-3, "gradient_floor": 1e-2}, Verdict.NOT_CRITICAL),
+    # the value floor 1e-2 is capped at ftol 1e-4: a gap between the two is undecided; beyond the
+    # floor rounding cannot explain it
+    ("inconclusive.value_floor", G,
+     {"relative_gap": 1e-3, "ftol": 1e-4, "value_floor": 1e-2, "ftol_requested": 1e-11},
+     Verdict.INCONCLUSIVE),
+    ("inconclusive.value_floor", S, {"value_floor": 1.0, "ftol": 1e-4}, Verdict.INCONCLUSIVE),
+    ("global.gap", G,
+     {"relative_gap": 1e-5, "ftol": 1e-4, "value_floor": 1e-2, "ftol_requested": 1e-11},
+     Verdict.GLOBAL_MINIMUM),
+    # a floor below the ceiling is simply the applied gtol: such a point is critical
+    ("strict.negative_curvature", S,
+     {"relative_gradient": 5e-4, "gtol": 1e-3, "gradient_floor": 1e-3}, Verdict.STRICT_SADDLE),
     ("inconclusive.gap_within_error", G, {"relative_gap": 1e-11, "value_error": 1e-10}, Verdict.INCONCLUSIVE),
     ("inconclusive.tie_at_optimum", G, {"tie_at_k": True, "top_set": False}, Verdict.INCONCLUSIVE),
     ("inconclusive.yun_disagrees", G, {"yun_holds": False}, Verdict.INCONCLUSIVE),
@@ -70,10 +85,31 @@ CASES: list[tuple[str, Any, dict[str, Any], Verdict]] = [
      Verdict.INCONCLUSIVE),
     ("inconclusive.strictness_conflict", S, {"channel_strength": 0.0, "channel_noise": 1e-15},
      Verdict.INCONCLUSIVE),
-    # Beyond the per-direction threshold but within the whole-Hessian one: the proof wins.
-    ("non_strict.tightened", NS, {"witness_order": 2, "witness_curvature": -1e-3, "witness_threshold": 1e-6,
-                               "curvature_threshold": 1e-2},
+    # Beyond the per-direction threshold but within the whole-Hessian one: the proof wins (the
+    # per-direction threshold is relative to the terms of a coefficient that may cancel).
+    ("non_strict.tightened", NS,
+     {"witness_order": 2, "witness_curvature": -1e-3, "witness_threshold": 1e-6, "curvature_threshold": 1e-2},
      Verdict.NON_STRICT_SADDLE),
+    # ... but a second-order channel beyond rounding contradicts tightened ranks (a change of basis
+    # of condition 1e6 made the rank rule read "tightened" at a strict saddle: test_exact_inertia).
+    ("inconclusive.strictness_conflict", NS, {"channel_strength": 1e-2, "channel_noise": 1e-4},
+     Verdict.INCONCLUSIVE),
+    ("non_strict.tightened", NS, {"channel_strength": 1e-4, "channel_noise": 1e-4},
+     Verdict.NON_STRICT_SADDLE),
+    # an order-2 witness below the whole-Hessian threshold (inflated by lambda_max under a change
+    # of basis) but beyond its own, with a channel 100 x its noise: strict (c1_strict_mid_G6)
+    ("strict.channel", S,
+     {"rank_rule": "strict_saddle", "witness_curvature": -281.0, "witness_threshold": 0.023,
+      "curvature_threshold": 2.7e7, "channel_strength": 0.39, "channel_noise": 1.3e-6},
+     Verdict.STRICT_SADDLE),
+    ("inconclusive.strictness_undecided", S,
+     {"rank_rule": "strict_saddle", "witness_curvature": -281.0, "witness_threshold": 0.023,
+      "curvature_threshold": 2.7e7, "channel_strength": 0.39, "channel_noise": 1e-2},
+     Verdict.INCONCLUSIVE),
+    ("inconclusive.strictness_undecided", S,
+     {"rank_rule": "strict_saddle", "witness_curvature": -0.01, "witness_threshold": 0.023,
+      "curvature_threshold": 2.7e7, "channel_strength": 0.39, "channel_noise": 1.3e-6},
+     Verdict.INCONCLUSIVE),
     ("strict.negative_curvature", S, {}, Verdict.STRICT_SADDLE),
     ("strict.negative_curvature", S, {"rank_rule": None}, Verdict.STRICT_SADDLE),
     ("strict.misplaced_set", S, {"misplaced": True, "witness_curvature": -1e-9}, Verdict.STRICT_SADDLE),
@@ -146,6 +182,13 @@ def test_notes() -> None:
     assert any(r.code == "note.solver_failure" for r in notes(ev))
     ev = replace(saddle_evidence(), gradient_floor=1e-5, gtol=1e-5, relative_gradient=1e-6)
     assert any(r.code == "note.precision_floor" for r in notes(ev))
+    # Kawaguchi Thm 2.3(iv) is about critical points: no note on a point that is not critical
+    ev = replace(saddle_evidence(), kawaguchi_iv=True, witness_order=None, witness_curvature=None,
+                 lambda_min=None, lambda_min_error=None)
+    assert any(r.code == "note.kawaguchi_iv" for r in notes(ev))
+    assert not any(r.code == "note.kawaguchi_iv" for r in notes(replace(ev, relative_gradient=0.5)))
+    vanishing = replace(saddle_evidence(), vanishing_layers=(1,))
+    assert any(r.code == "note.vanishing_product" for r in notes(vanishing))
     ev = replace(non_strict_evidence(), witness_order=2, witness_curvature=-1e-9)
     assert any(r.code == "note.rounding_curvature" for r in notes(ev))
     assert notes(saddle_evidence()) == []

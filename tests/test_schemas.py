@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -70,15 +69,10 @@ def test_check_reports_validate(runner: CliRunner, samples_dir: Path, sample: st
 
 
 def test_inconclusive_report_validates(runner: CliRunner, tmp_path: Path) -> None:
-    from test_gate import write_bf16_safetensors
+    from test_gate import imprecise_bf16
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((4, 50))
-    np.savez(tmp_path / "d.npz", X=X, Y=rng.standard_normal((3, 4)) @ X)
-    model = write_bf16_safetensors(tmp_path / "m.safetensors",
-                                   [0.3 * rng.standard_normal(s) for s in ((3, 4), (3, 3), (3, 3))])
-    report = json.loads(runner.invoke(app, ["check", str(model), "--data", str(tmp_path / "d.npz"),
-                                            "-f", "json"]).stdout)
+    model, data = imprecise_bf16(tmp_path)
+    report = json.loads(runner.invoke(app, ["check", str(model), "--data", str(data), "-f", "json"]).stdout)
     assert report["verdict"] == "inconclusive"
     assert_valid(report)
 

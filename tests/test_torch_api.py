@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -63,10 +64,34 @@ def test_module_and_tensors_give_the_numpy_certificate(problem: tuple) -> None:
 def test_bfloat16_and_float32_set_their_precision(problem: tuple) -> None:
     X, Y, W = problem
     bf = dlcert.check(sequential(W, torch.bfloat16), X, Y)
-    assert bf.tolerances.eps == BFLOAT16_EPS
+    assert bf.tolerances.weights_eps == BFLOAT16_EPS
+    assert bf.tolerances.eps == float(np.finfo(np.float64).eps)  # the data's precision
     f32 = dlcert.check(sequential(W), torch.from_numpy(X).float(), torch.from_numpy(Y).float())
     assert f32.tolerances.eps == pytest.approx(float(np.finfo(np.float32).eps))
     assert f32.verdict is Verdict.GLOBAL_MINIMUM
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_weights_on_float32_data(problem: tuple, dtype: str) -> None:
+    """A global minimum cast to half precision is certified within the floors its precision
+    sets (never by a gtol above 1e-2 or an ftol above 1e-4); a random model of the same dtype
+    is not critical and fails --require critical."""
+    X, Y, W = problem
+    half = getattr(torch, dtype)
+    x32, y32 = torch.from_numpy(X).float(), torch.from_numpy(Y).float()
+    cert = dlcert.check(sequential(W, half), x32, y32)
+    t = cert.tolerances
+    assert t.weights_eps == float(torch.finfo(half).eps)
+    assert t.eps == pytest.approx(float(np.finfo(np.float32).eps))
+    assert t.gtol_requested == pytest.approx(10 * float(np.finfo(np.float32).eps) ** 0.5)
+    assert t.gtol <= 1e-2 and t.ftol <= 1e-4
+    assert cert.verdict is Verdict.GLOBAL_MINIMUM, cert.reasons
+    assert cert.relative_gap <= t.ftol
+    torch.manual_seed(0)
+    random_model = nn.Sequential(*[nn.Linear(i, o, bias=False) for i, o in itertools.pairwise(WIDTHS)])
+    rand = dlcert.check(random_model.to(half), x32, y32)
+    assert rand.verdict is Verdict.NOT_CRITICAL and rand.rule == "not_critical.gradient"
+    assert not rand.passed("critical")
 
 
 def test_relu_is_refused_naming_the_submodule(problem: tuple) -> None:

@@ -76,12 +76,15 @@ class CheckView:
         tab.add_row("relative gradient norm", fmt(c.relative_gradient_norm, ".3e"),
                     f"gtol {t.gtol:.1e} ({'<=' if c.relative_gradient_norm <= t.gtol else '>'}); "
                     f"precision floor {t.gradient_floor:.1e}")
+        tab.add_row("precision (eps)", f"{t.weights_eps or t.eps:.2g} / {t.eps:.2g}",
+                    "weights / data: tolerances follow the data, floors the weights "
+                    "(docs/tolerances.md)")
         tab.add_row("widths", ",".join(map(str, c.widths)), f"N = {len(c.widths) - 1} layers")
         tab.add_row("k (bottleneck width)", str(c.k),
                     "hidden bottleneck at " + (", ".join(map(str, c.bottleneck_layers)) or "none"))
         sv = ", ".join(fmt(s, ".4g") for s in c.product_singular_values[:8])
         tab.add_row("rank R", str(c.product_rank),
-                    f"rank rtol {t.rank_rtol:.1e}; gap {c.rank_gap:.2e}; sigma(R) = {sv}")
+                    f"rank rtol {t.products_rtol:.1e}; gap {c.rank_gap:.2e}; sigma(R) = {sv}")
         tab.add_row("s_i (whitened target)", ", ".join(fmt(s, ".4g") for s in c.singular_values[:8]),
                     f"m = {c.m} samples")
         return tab

@@ -9,7 +9,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dlcert.landscape import GLOBAL, NON_STRICT_POSSIBLE, STRICT, Landscape, TrialsSummary
+from dlcert.landscape import (
+    GLOBAL,
+    NON_STRICT_POSSIBLE,
+    STRICT,
+    ConvexLandscape,
+    Landscape,
+    TrialsSummary,
+)
 from dlcert.render.theme import fmt, tick
 
 _CLASS_STYLE = {
@@ -119,3 +126,54 @@ class LandscapeView:
         for th in self.landscape.theorems:
             tab.add_row(th.id, tick(th.applies), th.conclusion)
         return tab
+
+
+class ConvexLandscapeView:
+    """``landscape --loss`` (non-square): the architecture's theorems and each random start's verdict."""
+
+    def __init__(self, landscape: ConvexLandscape) -> None:
+        self.landscape = landscape
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        ls = self.landscape
+        attained = "not checked" if ls.attained is None else ("yes" if ls.attained else "no")
+        yield Panel(Group(
+            Text.assemble(("loss ", "label"), ls.loss, ("   widths ", "label"), ",".join(map(str, ls.widths)),
+                          f"   N = {ls.n_layers} layers, m = {ls.m} samples"),
+            Text.assemble(("k ", "label"), str(ls.k), "  bottleneck layers: ",
+                          ", ".join(map(str, ls.bottleneck_layers)) or "none (k = min(dx, dy))",
+                          ("   infimum of f attained: ", "label"), attained),
+        ), title=f"dlcert landscape --loss {ls.loss}", title_align="left")
+        if ls.trials is not None:
+            t = ls.trials
+            tab = Table(title=f"random starts: {t.n} (seed {t.seed}), each certified by the rules of "
+                        "check --loss", title_justify="left", header_style="label")
+            tab.add_column("#", justify="right")
+            tab.add_column("verdict / rule (theorem)", overflow="fold", min_width=34)
+            tab.add_column("f(R)", justify="right", style="number")
+            tab.add_column("rel. grad f", justify="right", style="number")
+            tab.add_column("rel. grad W", justify="right", style="number")
+            tab.add_column("rank", justify="right")
+            tab.add_column("L-BFGS-B", justify="right")
+            for r in t.records:
+                tab.add_row(str(r.index),
+                            Text.assemble((r.verdict, f"verdict.{r.verdict}"), "\n",
+                                          f"{r.rule} ({r.theorem or '-'})"),
+                            fmt(r.loss, ".8g"), fmt(r.relative_f_gradient, ".2e"),
+                            fmt(r.relative_gradient_norm, ".2e"), str(r.product_rank),
+                            f"{r.iterations} it" + ("" if r.converged else " (not converged)"))
+            yield tab
+            summary = ", ".join(f"{v}: {c}" for v, c in t.counts.items())
+            rules = ", ".join(f"{code}: {c}" for code, c in t.rules.items())
+            yield Text(f"summary: {summary} (of {t.n}); reason codes: {rules or 'none'}; "
+                       f"{t.not_converged} stopped without L-BFGS-B's convergence flag", "muted")
+            yield Text(f"init: {t.init}; L-BFGS-B then Newton polish (dlcert.trials)", "muted")
+        tab = Table(title="theorems (docs/losses.md)", title_justify="left", header_style="label")
+        tab.add_column("id")
+        tab.add_column("applies")
+        tab.add_column("conclusion")
+        for th in ls.theorems:
+            tab.add_row(th.id, tick(th.applies), th.conclusion)
+        yield tab
+        if ls.notes:
+            yield Panel(Group(*[Text("- " + n) for n in ls.notes]), title="notes", title_align="left")

@@ -8,9 +8,9 @@ from typing import Any
 from rich.console import Console
 
 from dlcert.certificate import Certificate
-from dlcert.landscape import Landscape
+from dlcert.landscape import ConvexLandscape, Landscape
 from dlcert.render.check_text import CheckView
-from dlcert.render.landscape_text import LandscapeView
+from dlcert.render.landscape_text import ConvexLandscapeView, LandscapeView
 from dlcert.render.theme import THEME
 
 
@@ -20,6 +20,8 @@ def view_for(result: Any) -> Any:
         return CheckView(result)
     if isinstance(result, Landscape):
         return LandscapeView(result)
+    if isinstance(result, ConvexLandscape):
+        return ConvexLandscapeView(result)
     from dlcert.batch import BatchResult, CheckOutcome
     from dlcert.render.batch_text import BatchView
 

@@ -3,7 +3,8 @@
 ``check.json`` (``dlcert.check/1``), ``batch.json`` (``dlcert.batch/1``, whose ``checks[].check``
 refers to the check schema by its ``$id``), ``landscape.json`` (``dlcert.landscape/1``) and
 ``recheck.json`` (``dlcert.recheck/1``); ``check-convex.json`` (``dlcert.check-convex/1``,
-``check --loss``: docs/losses.md). ``dlcert schema NAME`` prints one. The check, landscape
+``check --loss``: docs/losses.md) and ``landscape-convex.json`` (``dlcert.landscape-convex/1``,
+``landscape --loss``). ``dlcert schema NAME`` prints one. The check, landscape
 and recheck schemas require the documented fields and allow new ones (contracts grow by adding);
 a validator (e.g. the ``jsonschema`` package) is not a dependency of dlcert.
 """
@@ -24,6 +25,7 @@ class SchemaName(StrEnum):
     LANDSCAPE = "landscape"
     RECHECK = "recheck"
     CHECK_CONVEX = "check-convex"
+    LANDSCAPE_CONVEX = "landscape-convex"
 
 
 #: The ``schema`` field of each contract.
@@ -33,6 +35,7 @@ CONTRACTS: dict[SchemaName, str] = {
     SchemaName.LANDSCAPE: "dlcert.landscape/1",
     SchemaName.RECHECK: "dlcert.recheck/1",
     SchemaName.CHECK_CONVEX: "dlcert.check-convex/1",
+    SchemaName.LANDSCAPE_CONVEX: "dlcert.landscape-convex/1",
 }
 
 
