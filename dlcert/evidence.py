@@ -466,8 +466,13 @@ def _measure(
         if budget_note is None and not spec.converged and time.perf_counter() > deadline:
             budget_note = (f"the time budget of {time_budget:g} s ended the eigen-solver before "
                            "convergence (converged: false)")
-        h_scale = hessian_scale(cache, wh.S, layer_norms)
-        scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0), h_scale)
+        if witness is None and spec.min_eigenvalue is None and time.perf_counter() > deadline:
+            # Out of time with no witness and no eigenvalue: no rule reads the threshold, and its
+            # scale costs an SVD per layer (seconds at 4e6 parameters) after the deadline.
+            scale = math.nan
+        else:
+            h_scale = hessian_scale(cache, wh.S, layer_norms)
+            scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0), h_scale)
         threshold = tol.hessian_rtol * scale
         if spec.method == "dense" and spec.min_eigenvalue_error is not None:
             eig_floor = DENSE_EIG_GAMMA * math.sqrt(cache_params(cache)) * EPS64 * scale
