@@ -1,7 +1,9 @@
 """Issue 14 in one run: the whole check at 10^6 and 4*10^6 parameters against its budget, import
 time, BLAS threads under the machine's load, and the HVP against PyTorch double-backward.
 
-Not a test: ``python benchmarks/issue14.py [--quick] [--baseline DIR]``. Prints the machine and
+Not a test: ``python benchmarks/issue14.py [--quick] [--only SECTIONS] [--baseline DIR]``
+(``--only saddle500,4e6`` runs just those whole checks; sections: import, threads, torch,
+saddle1e6, saddle500, 4e6). Prints the machine and
 its load average first: the machine is shared, so read the ratios (taken in the same run), not
 the absolute times. ``--baseline DIR`` (a copy of an older ``dlcert`` package's parent folder)
 also times that tree's ``import dlcert.cli`` (and with ``--baseline-check`` its 10^6 check), for
@@ -75,15 +77,16 @@ def whole_check(label: str, widths: list[int], m: int, seed: int, random_basis: 
     W, stats = strict_point(widths, m, seed, random_basis)
     build = time.perf_counter() - t
     n = sum(w.size for w in W)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     cert = certify(W, stats, time_budget=budget)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
     h = cert.hessian
     w = cert.witness
     print(f"\n[{label}] widths {widths}, {n:,} parameters, m = {m:,} "
           f"(point built in {build:.1f} s; {load()})")
     print(f"  verdict {cert.verdict.value} [{cert.rule}] in {wall:.1f} s against a {budget:g} s budget "
-          f"({wall / budget:.2f} of it)")
+          f"({wall / budget:.2f} of it); process CPU time {cpu:.1f} s (what a quiet machine's wall time "
+          "approaches on one BLAS thread)")
     print(f"  hessian {h.method}: lambda_min {h.min_eigenvalue}, converged {h.converged}, "
           f"{h.hvp_count} HVPs, {h.seconds:.1f} s; lambda_max {h.max_eigenvalue}")
     for r in cert.reasons:
@@ -93,7 +96,8 @@ def whole_check(label: str, widths: list[int], m: int, seed: int, random_basis: 
         t = time.perf_counter()
         rc = recheck(W, w.point, stats, claimed_radius=w.radius, order=w.order)
         print(f"  witness order {w.order}, decrease {w.loss_decrease:.3e} > rounding bound "
-              f"{w.rounding_bound:.2e}; dlcert recheck confirmed {rc.confirmed} "
+              f"{w.rounding_bound:.2e} (ratio {w.loss_decrease / w.rounding_bound:.3g}); dlcert recheck "
+              f"confirmed {rc.confirmed} (decrease {rc.decrease:.3e}, bound {rc.rounding_bound:.2e}) "
               f"in {time.perf_counter() - t:.1f} s")
 
 
@@ -199,20 +203,28 @@ def main() -> None:
     ap.add_argument("--baseline-check", action="store_true",
                     help="also run the baseline tree's 10^6 check (slow: minutes on a loaded machine)")
     ap.add_argument("--budget", type=float, default=30.0)
+    ap.add_argument("--only", default="import,threads,torch,saddle1e6,saddle500,4e6",
+                    help="comma-separated sections to run")
     args = ap.parse_args()
+    only = set(args.only.split(","))
     print(f"machine: {machine()}")
     print(f"start: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, {load()}")
-    now = import_time(ROOT)
-    line = f"\n[import dlcert.cli] best of 5 fresh interpreters: {now:.3f} s"
-    if args.baseline is not None:
-        before = import_time(args.baseline)
-        line += f" (baseline tree {before:.3f} s, ratio {before / now:.1f}x)"
-    print(line + f"; `dlcert --help` {help_time():.3f} s ({load()})")
-    threads_section()
-    torch_section(100_000)
-    whole_check("1e6 strict saddle, constructed", [1000, 600, 600, 200], 2000, 0, False, args.budget)
-    whole_check("1e6 strict saddle, uniform widths, random change of basis", [500] * 5, 100_000, 1, True,
-                args.budget)
+    if "import" in only:
+        now = import_time(ROOT)
+        line = f"\n[import dlcert.cli] best of 5 fresh interpreters: {now:.3f} s"
+        if args.baseline is not None:
+            before = import_time(args.baseline)
+            line += f" (baseline tree {before:.3f} s, ratio {before / now:.1f}x)"
+        print(line + f"; `dlcert --help` {help_time():.3f} s ({load()})")
+    if "threads" in only:
+        threads_section()
+    if "torch" in only:
+        torch_section(100_000)
+    if "saddle1e6" in only:
+        whole_check("1e6 strict saddle, constructed", [1000, 600, 600, 200], 2000, 0, False, args.budget)
+    if "saddle500" in only:
+        whole_check("1e6 strict saddle, uniform widths, random change of basis", [500] * 5, 100_000, 1,
+                    True, args.budget)
     if args.baseline is not None and args.baseline_check:
         code = (f"import sys, time; sys.path.insert(0, {str(args.baseline)!r}); sys.argv = ['x']; "
                 "import runpy; runpy.run_path('benchmarks/certify_large.py', run_name='__main__')")
@@ -221,7 +233,7 @@ def main() -> None:
                              env=dict(os.environ, PYTHONPATH=str(args.baseline)))
         print(f"\n[baseline tree, 1e6 constructed] ({time.perf_counter() - t:.1f} s with construction)\n"
               + out.stdout + out.stderr[-500:])
-    if not args.quick:
+    if not args.quick and "4e6" in only:
         whole_check("4e6 parameters, uniform widths, random change of basis", [1000] * 5, 4000, 2, True,
                     args.budget)
     print(f"\nend: {time.strftime('%H:%M:%S UTC', time.gmtime())}, {load()}")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dlcert.assumptions import Assumptions, measure_assumptions
-from dlcert.budget import OutOfTime, check_deadline
+from dlcert.budget import OutOfTime, activate, check, check_deadline, deactivate
 from dlcert.certificate import (
     Channel,
     CriticalValue,
@@ -57,7 +57,7 @@ from dlcert.optimum import (
     set_excess,
     whiten,
 )
-from dlcert.products import NumericalRank, chain_rank
+from dlcert.products import NumericalRank, chain_rank, numerical_rank
 from dlcert.rules import Evidence
 from dlcert.statistics import Statistics
 from dlcert.strictness import learned_index_set, near_tie, rank_rule
@@ -100,7 +100,10 @@ class Measurements:
 
 
 def _norm2(a: np.ndarray) -> float:
-    return float(np.linalg.norm(a, 2)) if a.size and np.any(a) else 0.0
+    if not (a.size and np.any(a)):
+        return 0.0
+    check()
+    return float(np.linalg.norm(a, 2))
 
 
 class LayerNorms:
@@ -238,6 +241,87 @@ def measure(
 ) -> Measurements:
     """Measure everything at ``weights`` (already normalized) for ``stats``.
 
+    ``deadline`` (a ``time.perf_counter()`` value, :mod:`dlcert.budget`) bounds the whole
+    measurement. The work before the searches (ranks, rounding scales, rank rule, theorems) stops
+    when it passes and leaves only the first-order results (:func:`_cut_short`: the verdict is
+    ``inconclusive.time_budget``). A search the deadline cuts short leaves no partial answer (no
+    channel strength, no witness; the spectrum ``converged: false``), and
+    :attr:`Measurements.budget_note` says which phase ran out.
+    """
+    partial: dict[str, object] = {}
+    outer = activate(math.inf)  # restored however _measure ends
+    try:
+        return _measure(weights, stats, tol, weights_eps=weights_eps, dense_limit=dense_limit,
+                        time_budget=time_budget, n_extremes=n_extremes, radius=radius, seed=seed,
+                        deadline=deadline, partial=partial)
+    except OutOfTime:
+        if "cache" not in partial:
+            raise
+    finally:
+        deactivate(outer)
+    return _cut_short(weights, stats, partial, time_budget)
+
+
+def _cut_short(
+    ws: tuple[np.ndarray, ...], stats: Statistics, partial: dict[str, object], time_budget: float
+) -> Measurements:
+    """The measurements when the deadline passed before the searches: the first-order results,
+    the value against ``L*``, and placeholders that decide nothing (``Evidence.complete`` false)."""
+    wh = partial["wh"]
+    cache = partial["cache"]
+    tol = partial["tol"]
+    rel = partial["rel"]
+    gnorms = partial["gnorms"]
+    assert isinstance(wh, Whitening) and isinstance(cache, PointCache) and isinstance(tol, Tolerances)
+    assert isinstance(rel, list) and isinstance(gnorms, list)
+    widths = [int(ws[0].shape[1])] + [int(w.shape[0]) for w in ws]
+    half_syy = 0.5 * stats.syy
+    assumptions = measure_assumptions(stats, wh, widths, tol.rank_rtol)
+    prank = numerical_rank(cache.R, tol.rank_rtol)
+    rel_gap = rank_excess(cache.R, wh, assumptions.k) / half_syy
+    nan = math.nan
+    evidence = Evidence(
+        depth=len(ws), all_layers_nonzero=all(bool(np.any(w)) for w in ws),
+        relative_gradient=max(rel), gtol=tol.gtol, gtol_requested=tol.gtol_requested,
+        gradient_floor=nan, gtol_ceiling=GTOL_CEILING, relative_gap=rel_gap, value_error=nan,
+        ftol=tol.ftol, learned_set=None, top_set=None, misplaced=False, critical_excess=None,
+        critical_value_above_optimum=None, tie_at_k=False, rank_rule=None,
+        rank_rule_reason="not evaluated: the time budget ended", yun_id=None, yun_holds=None,
+        kawaguchi_iv=False, hessian_method="none", lambda_min=None, lambda_min_error=None,
+        lambda_max=None, curvature_threshold=nan, solver_failure=False, witness_order=None,
+        witness_curvature=None, channel_strength=None, channel_noise=nan,
+        channel_noise_ceiling=CHANNEL_NOISE_CEILING, ftol_requested=tol.ftol_requested,
+        value_floor=nan, complete=False,
+    )
+    return Measurements(
+        evidence=evidence, tolerances=tol, whitening=wh, assumptions=assumptions, cache=cache,
+        loss=loss_of_product(cache.R, stats), gradient_norms=list(gnorms), relative_gradients=list(rel),
+        product_rank=prank,
+        critical_value=CriticalValue(index_set=None, value=None, excess=None, above_optimum=None, error=nan),
+        rank_rule=RankRule(None, None, None, None, None, None, "not evaluated: the time budget ended"),
+        hessian=NO_HESSIAN, theorems=[], witness=None, channel=None,
+        budget_note=(f"the time budget of {time_budget:g} s ended before the ranks, the rank rule and the "
+                     "theorem table were measured: the check stopped there (the rank of R is judged "
+                     "against its own largest singular value)"),
+    )
+
+
+def _measure(
+    weights: tuple[np.ndarray, ...],
+    stats: Statistics,
+    tol: Tolerances,
+    *,
+    weights_eps: float,
+    dense_limit: int,
+    time_budget: float,
+    n_extremes: int,
+    radius: float | None,
+    seed: int,
+    deadline: float = math.inf,
+    partial: dict[str, object] | None = None,
+) -> Measurements:
+    """Measure everything at ``weights`` (already normalized) for ``stats``.
+
     ``deadline`` (a ``time.perf_counter()`` value, :mod:`dlcert.budget`) bounds the searches:
     channel and witness search, eigen-solver. A search the deadline cuts short leaves no partial
     answer (no channel strength, no witness; the spectrum ``converged: false``), and
@@ -253,6 +337,11 @@ def measure(
     gnorms = [frobenius(g) for g in grads]
     rel = relative_gradient_norms(cache, grads, stats)
     rel, vanishing = _vanishing_products(ws, cache, stats, rel, tol.products_rtol)
+    if partial is not None:
+        partial.update(wh=wh, cache=cache, gnorms=gnorms, rel=rel, tol=tol)
+    # The work before the searches stops at the deadline (dlcert.budget.check in the rank and
+    # norm helpers); measure() turns that into inconclusive.time_budget.
+    active = activate(deadline)
     y_norm = math.sqrt(stats.syy)
     layer_norms = LayerNorms(cache, wh.S)
     kappa = products_scale(cache, wh.S, layer_norms) / y_norm if y_norm > 0 else 0.0
@@ -324,6 +413,7 @@ def measure(
                 and t.applies and t.holds is not None), None)
     iv = next(t for t in theorems if t.id == "kawaguchi2016.thm2.3.iv")
     nonzero = all(bool(np.any(w)) for w in ws)
+    deactivate(active)
 
     # Second order: only for a critical point that is not global by value.
     witness: Witness | None = None
@@ -376,8 +466,13 @@ def measure(
         if budget_note is None and not spec.converged and time.perf_counter() > deadline:
             budget_note = (f"the time budget of {time_budget:g} s ended the eigen-solver before "
                            "convergence (converged: false)")
-        h_scale = hessian_scale(cache, wh.S, layer_norms)
-        scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0), h_scale)
+        if witness is None and spec.min_eigenvalue is None and time.perf_counter() > deadline:
+            # Out of time with no witness and no eigenvalue: no rule reads the threshold, and its
+            # scale costs an SVD per layer (seconds at 4e6 parameters) after the deadline.
+            scale = math.nan
+        else:
+            h_scale = hessian_scale(cache, wh.S, layer_norms)
+            scale = max(abs(spec.max_eigenvalue or 0.0), abs(spec.min_eigenvalue or 0.0), h_scale)
         threshold = tol.hessian_rtol * scale
         if spec.method == "dense" and spec.min_eigenvalue_error is not None:
             eig_floor = DENSE_EIG_GAMMA * math.sqrt(cache_params(cache)) * EPS64 * scale

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlcert.budget import check
+
 Weights = Sequence[np.ndarray]
 
 #: A singular value within this factor of the rank cut (either side) makes a rank ambiguous.
@@ -90,6 +92,7 @@ def numerical_rank(a: np.ndarray, rtol: float, scale: float = 0.0) -> NumericalR
     """
     if a.size == 0:
         return NumericalRank(0, np.zeros(0), 0.0, 0.0, False)
+    check()
     sv = np.linalg.svd(a, compute_uv=False)
     smax = float(sv[0]) if sv.size else 0.0
     if smax == 0.0:
@@ -141,6 +144,7 @@ def chain_rank(factors: Sequence[np.ndarray], rtol: float) -> tuple[np.ndarray, 
 def _norm2(a: np.ndarray) -> float:
     if a.size == 0 or not np.any(a):
         return 0.0
+    check()
     return float(np.linalg.norm(a, 2))
 
 
@@ -149,6 +153,7 @@ def null_space(a: np.ndarray, rtol: float) -> np.ndarray:
     n = a.shape[1]
     if a.size == 0 or not np.any(a):
         return np.eye(n)
+    check()
     _, sv, vt = np.linalg.svd(a, full_matrices=True)
     rank = int(np.count_nonzero(sv > rtol * sv[0]))
     return np.ascontiguousarray(vt[rank:].T)

@@ -7,6 +7,7 @@ stable reason code. Documentation of every rule: ``docs/verdicts.md``.
 
 The order encodes SPEC §3-§4 (and ``docs/verdicts.md``):
 
+0. a measurement the time budget cut short decides nothing;
 1. first order: a gradient above ``gtol`` is not critical;
 2. the value: a verdict names the critical value it rests on. Global when the gap (with its
    error bound) is within ``ftol``; a saddle only at a non-global critical value ``c_S``
@@ -63,6 +64,8 @@ class Evidence:
     channel_noise : channel strengths up to ``10 * channel_noise`` are rounding (no channel).
     channel_noise_ceiling : above it (an ill-conditioned change of basis between layers, which
         shrinks channel strengths), the absence of a channel proves nothing.
+    complete : every measurement before the searches finished within the time budget (when
+        false, the fields after the gradient are placeholders and nothing is certified).
     vanishing_layers : layers whose relative gradient was taken as 0 because the product above or
         below them is zero within the rounding of its factors (``dlcert.evidence``).
     """
@@ -100,6 +103,7 @@ class Evidence:
     channel_noise: float = 0.0
     channel_noise_ceiling: float = 1e-8
     witness_threshold: float | None = None
+    complete: bool = True
     ftol_requested: float = 0.0
     value_floor: float = 0.0
     vanishing_layers: tuple[int, ...] = ()
@@ -221,6 +225,11 @@ def _saddle_by_value(e: Evidence) -> bool:
 
 
 RULES: tuple[Rule, ...] = (
+    # 0. The time budget.
+    Rule("inconclusive.time_budget", Verdict.INCONCLUSIVE,
+         lambda e: not e.complete,
+         lambda e: ("the time budget ended before the ranks, the rank rule and the theorem table were "
+                    "measured (note.time_budget says where); nothing is certified")),
     # 1. First order.
     Rule("not_critical.gradient", Verdict.NOT_CRITICAL,
          lambda e: not e.relative_gradient <= max(e.gtol, e.gradient_floor),

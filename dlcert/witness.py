@@ -27,20 +27,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlcert.budget import check_deadline
+from dlcert.budget import activate, check_deadline, deactivate
 from dlcert.certificate import Witness
 from dlcert.objective import PointCache
 from dlcert.optimum import Whitening
 from dlcert.products import Weights, chain, null_space, product
+from dlcert.roundoff import PointBounds, decrease_bound, rank_one_coefficients
 from dlcert.statistics import Statistics
 
 #: A coefficient counts as non-zero when it exceeds this multiple of its forward error bound
 #: (the bound itself is already a worst case: gamma = 4 * (sum of widths) * eps).
 SAFETY = 2.0
-
-#: Widths up to which a decrease swamped by its float64 bound is redone in long double
-#: (numpy's long double products do not use BLAS: about 1 s at this width).
-EXTENDED_MAX_WIDTH = 300
 
 #: Largest number of layers for which every subset of moving layers is tried.
 EXHAUSTIVE_LAYERS = 8
@@ -231,24 +228,6 @@ def polynomial_gamma(weights: Weights, stats: Statistics) -> float:
     return 4.0 * dims * float(np.finfo(np.float64).eps)
 
 
-def _coefficients_extended(weights: Weights, V: Sequence[np.ndarray], stats: Statistics) -> np.ndarray:
-    """The coefficients of :func:`loss_polynomial` computed in ``np.longdouble`` (as float64)."""
-    ws = [np.asarray(w, dtype=np.longdouble) for w in weights]
-    vs = [np.asarray(v, dtype=np.longdouble) for v in V]
-    Sxx = np.asarray(stats.Sxx, dtype=np.longdouble)
-    C = product_polynomial(ws, vs)
-    E = C[0] @ Sxx - np.asarray(stats.Syx, dtype=np.longdouble)
-    deg = len(C) - 1
-    a = np.zeros(2 * deg, dtype=np.longdouble)
-    CS = [c @ Sxx for c in C]
-    for q in range(1, deg + 1):
-        a[q - 1] += np.sum(E * C[q])
-    for i in range(1, deg + 1):
-        for j in range(1, deg + 1):
-            a[i + j - 1] += 0.5 * np.sum(CS[i] * C[j])
-    return a.astype(np.float64)
-
-
 def leading_order(a: np.ndarray, bound: np.ndarray) -> int | None:
     """Lowest q >= 2 whose coefficient exceeds its rounding bound (``None`` if none does).
 
@@ -391,9 +370,10 @@ def evaluate(
 ) -> Witness | None:
     """Turn a direction into a witness: exact polynomial, best step, stable decrease.
 
-    When the float64 bounds decide nothing (ill-conditioned layers), the coefficients are
-    recomputed in extended precision with the a-posteriori estimate of :func:`stable_decrease`
-    (raises :class:`dlcert.budget.OutOfTime` first if ``deadline`` has passed).
+    When the a-priori float64 bounds decide nothing (ill-conditioned layers), the coefficients
+    of a rank-one direction are recomputed with the a-posteriori bounds of
+    :mod:`dlcert.roundoff` (raises :class:`dlcert.budget.OutOfTime` first if ``deadline`` has
+    passed). Every bound used is rigorous (``docs/tolerances.md``).
     """
     wide = max(max(w.shape) for w in weights) >= FACTORED_MIN_WIDTH
     factors = rank_one_factors(direction.V) if wide else None
@@ -402,13 +382,19 @@ def evaluate(
     else:
         a, bound = loss_polynomial(weights, direction.V, stats, cache.E)
     q = leading_order(a, bound)
-    if (q is None or a[q - 1] >= 0) and _extended_available(weights):
+    if q is None or a[q - 1] >= 0:
+        # The a-priori bound runs on |W| chains; the a-posteriori one (dlcert.roundoff) is built
+        # from the computed products and holds at any width (rank-one directions).
         check_deadline(deadline)
-        a_ld = _coefficients_extended(weights, direction.V, stats)
-        bound = np.array([_aposteriori(x, y) for x, y in zip(a, a_ld, strict=True)])
-        bound = np.maximum(bound, 64.0 * float(np.finfo(np.longdouble).eps) * float(np.max(np.abs(a_ld))))
-        a = a_ld
-        q = leading_order(a, bound)
+        active = activate(deadline)
+        try:
+            tight = _tight_coefficients(weights, direction, stats)
+        finally:
+            deactivate(active)
+        if tight is not None:
+            q_t = leading_order(*tight)
+            if q_t is not None and tight[0][q_t - 1] < 0:
+                a, bound, q = tight[0], tight[1], q_t
     if q is None or a[q - 1] >= 0:
         return None
     t = best_step(a, radius)
@@ -416,7 +402,11 @@ def evaluate(
         return None
     check_deadline(deadline)
     point = tuple(w + t * v for w, v in zip(weights, direction.V, strict=True))
-    decrease, rounding = stable_decrease(weights, point, stats, cache.E)
+    active = activate(deadline)
+    try:
+        decrease, rounding = stable_decrease(weights, point, stats, cache.E)
+    finally:
+        deactivate(active)
     if not decrease > rounding:
         return None
     return Witness(
@@ -453,34 +443,50 @@ def stable_decrease(
 ) -> tuple[float, float]:
     """``L(W) - L(W')`` via ``R' - R = sum_i W'_N..W'_{i+1} (W'_i - W_i) W_{i-1}..W_1``.
 
-    Returns the decrease and a forward bound on its rounding error (the same sum on absolute
-    values gives the magnitudes every rounding error is proportional to). When that worst-case
-    bound swamps the decrease (badly conditioned layers), the sum is redone in extended
-    precision (``np.longdouble``, 64-bit mantissa on x86) for widths up to
-    :data:`EXTENDED_MAX_WIDTH`. Its error is then estimated a posteriori: rounding errors of the
-    same operations scale with the unit roundoff, so the extended result is off by about
-    ``|float64 - extended| * eps_ext / eps_64`` (times 8 for safety, plus ``64 eps_ext`` relative).
-    The absolute-value bound is not used there: under an ill-conditioned change of basis between
-    layers its |W| chains overestimate by orders of magnitude (``docs/verdicts.md``).
+    Returns the decrease and a rigorous bound on its rounding error. Below
+    :data:`FACTORED_MIN_WIDTH` the a-priori bound comes first (the same sum on absolute values
+    gives the magnitudes every rounding error is proportional to); when it swamps the decrease
+    (under an ill-conditioned change of basis between layers its |W| chains overestimate by
+    orders of magnitude), and always from that width on, the a-posteriori bound of
+    :func:`dlcert.roundoff.decrease_bound` is used: built from the computed products, it works
+    at any width (``docs/tolerances.md``, "Witness rounding bounds").
     """
+    finite = all(np.isfinite(p).all() for p in point)
+    if max(max(w.shape) for w in weights) >= FACTORED_MIN_WIDTH and finite:
+        return decrease_bound(point_bounds(weights, stats), point)
     decrease, bound = _decrease_in(np.float64, weights, point, stats, E)
-    if not decrease > bound and _extended_available(weights):
-        ld, _ = _decrease_in(np.longdouble, weights, point, stats, None)
-        decrease, bound = ld, _aposteriori(decrease, ld)
+    if not decrease > bound and finite:
+        decrease, bound = decrease_bound(point_bounds(weights, stats), point)
     return decrease, bound
 
 
-def _extended_available(weights: Weights) -> bool:
-    return bool(
-        np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
-        and max(max(w.shape) for w in weights) <= EXTENDED_MAX_WIDTH
-    )
+#: The point's shared bound data, kept while a witness search runs (:func:`find_witness`; the
+#: point's arrays are held, so their ids stay unique) and released when it ends.
+_MEMO: list[tuple[tuple[int, ...], tuple[object, ...], PointBounds]] = []
+_SEARCHES = [0]
 
 
-def _aposteriori(x64: float, xld: float) -> float:
-    """Error estimate of an extended-precision value from its float64 twin (see stable_decrease)."""
-    ratio = float(np.finfo(np.longdouble).eps) / float(np.finfo(np.float64).eps)
-    return 8.0 * ratio * abs(x64 - xld) + 64.0 * float(np.finfo(np.longdouble).eps) * abs(xld)
+def point_bounds(weights: Weights, stats: Statistics) -> PointBounds:
+    """:class:`dlcert.roundoff.PointBounds` of the point, computed once per witness search."""
+    key = (*(id(w) for w in weights), id(stats))
+    for k, _, pb in _MEMO:
+        if k == key:
+            return pb
+    pb = PointBounds(weights, stats)
+    if _SEARCHES[0] > 0:
+        _MEMO[:] = [(key, (*weights, stats), pb)]
+    return pb
+
+
+def _tight_coefficients(
+    weights: Weights, direction: Direction, stats: Statistics
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The coefficients with the a-posteriori bounds of :func:`dlcert.roundoff.rank_one_coefficients`
+    (``None`` unless every moving layer of the direction is rank one)."""
+    factors = rank_one_factors(direction.V)
+    if factors is None or not all(np.isfinite(w).all() for w in weights):
+        return None
+    return rank_one_coefficients(point_bounds(weights, stats), factors)
 
 
 def _decrease_in(
@@ -552,6 +558,21 @@ def find_witness(
     Raises :class:`dlcert.budget.OutOfTime` when ``deadline`` passes before every direction was
     tried (the ranking is over all of them, so a partial search has no answer).
     """
+    _SEARCHES[0] += 1
+    try:
+        return _search(weights, stats, wh, cache, rtol, index_set, orders, radius,
+                       min_preferred_order, extra, deadline)
+    finally:
+        _SEARCHES[0] -= 1
+        if not _SEARCHES[0]:
+            _MEMO.clear()
+
+
+def _search(
+    weights: Weights, stats: Statistics, wh: Whitening, cache: PointCache, rtol: float,
+    index_set: Sequence[int] | None, orders: Sequence[int] | None, radius: float | None,
+    min_preferred_order: int, extra: Sequence[Direction], deadline: float,
+) -> tuple[Witness | None, Direction | None]:
     n = len(weights)
     rad = radius if radius is not None else default_radius(weights)
     directions: list[Direction] = list(extra)

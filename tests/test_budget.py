@@ -93,3 +93,34 @@ def test_three_hundred_zero_layers_honour_the_budget() -> None:
     stats = Statistics.from_data(X, rng.standard_normal((2, 2)) @ X)
     cert = certify([np.zeros((2, 2)) for _ in range(300)], stats, time_budget=2.0)
     assert cert.verdict in (Verdict.NON_STRICT_SADDLE, Verdict.INCONCLUSIVE)
+
+
+def test_work_before_the_searches_stops_at_the_deadline() -> None:
+    """The ranks, rank rule and theorem table check the deadline too (issue 14): with no time
+    left the check stops before them, with the first-order numbers only, and decides nothing."""
+    W, stats = _strict_saddle()
+    cert = certify(W, stats, time_budget=0.0)
+    assert cert.verdict is Verdict.INCONCLUSIVE and cert.rule == "inconclusive.time_budget"
+    assert cert.evidence["complete"] is False
+    assert cert.rank_rule.decision is None and cert.theorems == [] and cert.witness is None
+    note = next(r for r in cert.reasons if r.code == "note.time_budget")
+    assert "before the ranks" in note.message
+    full = certify(W, stats)
+    assert full.evidence["complete"] is True and full.rule != "inconclusive.time_budget"
+    assert cert.relative_gradient_norm == full.relative_gradient_norm
+    assert cert.relative_gap == pytest.approx(full.relative_gap, rel=1e-12, abs=1e-15)
+
+
+def test_the_active_deadline_is_checked_only_inside_its_region() -> None:
+    from dlcert.budget import activate, check, deactivate
+    from dlcert.products import chain_rank
+
+    W, _ = _strict_saddle()
+    check()  # nothing active
+    token = activate(time.perf_counter() - 1.0)
+    try:
+        with pytest.raises(OutOfTime):
+            chain_rank(W, 1e-12)
+    finally:
+        deactivate(token)
+    chain_rank(W, 1e-12)  # restored: no deadline

@@ -43,6 +43,9 @@ def non_strict_evidence() -> Evidence:
 S, G, NS = saddle_evidence, global_evidence, non_strict_evidence
 
 CASES: list[tuple[str, Any, dict[str, Any], Verdict]] = [
+    # A measurement the time budget cut short decides nothing, whatever else was recorded.
+    ("inconclusive.time_budget", G, {"complete": False}, Verdict.INCONCLUSIVE),
+    ("inconclusive.time_budget", S, {"complete": False, "relative_gradient": 1e-3}, Verdict.INCONCLUSIVE),
     ("not_critical.gradient", S, {"relative_gradient": 1e-3}, Verdict.NOT_CRITICAL),
     ("not_critical.gradient", S, {"relative_gradient": float("nan")}, Verdict.NOT_CRITICAL),
     # gtol_ceiling 1e-3 caps the applied gtol; rounding could explain rho up to the floor 1e-2.

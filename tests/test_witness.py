@@ -6,6 +6,8 @@ function computes the numbers it checks.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -328,3 +330,170 @@ def test_rank_one_factors_refuses_a_dense_layer() -> None:
     V = [np.outer(rng.standard_normal(4), rng.standard_normal(3)), rng.standard_normal((5, 4))]
     assert rank_one_factors(V) is None
     assert rank_one_factors([np.zeros((2, 2)), V[0]]) is not None
+
+
+# ---------------------------------------------------------------- a-posteriori rounding bounds
+
+
+def _fractions(a: np.ndarray) -> list[list[Fraction]]:
+    return [[Fraction(float(v)) for v in row] for row in np.atleast_2d(a)]
+
+
+def _fmul(A: list[list[Fraction]], B: list[list[Fraction]]) -> list[list[Fraction]]:
+    return [[sum((A[i][k] * B[k][j] for k in range(len(B))), Fraction(0)) for j in range(len(B[0]))]
+            for i in range(len(A))]
+
+
+def _fdot(A: list[list[Fraction]], B: list[list[Fraction]]) -> Fraction:
+    return sum((A[i][j] * B[i][j] for i in range(len(A)) for j in range(len(A[0]))), Fraction(0))
+
+
+def _exact_coefficients(W: list[np.ndarray], factors: list, stats: Statistics) -> list[Fraction]:
+    """``a_q`` of ``L(W + t V) - L(W)`` for ``V_l = z_l y_l^T`` (not normalised), in exact arithmetic."""
+    S, Syx = _fractions(stats.Sxx), _fractions(stats.Syx)
+    coeffs = [_fractions(np.eye(W[0].shape[1]))]
+    for w, f in zip(W, factors, strict=True):
+        wf = _fractions(w)
+        new = [_fmul(wf, c) for c in coeffs]
+        if f is not None:
+            Vf = [[Fraction(float(a)) * Fraction(float(b)) for b in f[1]] for a in f[0]]
+            new.append([[Fraction(0)] * len(coeffs[0][0]) for _ in range(len(wf))])
+            for q, c in enumerate(coeffs):
+                d = _fmul(Vf, c)
+                new[q + 1] = [[x + y for x, y in zip(r1, r2, strict=True)]
+                              for r1, r2 in zip(new[q + 1], d, strict=True)]
+        coeffs = new
+    RS = _fmul(coeffs[0], S)
+    E = [[x - y for x, y in zip(r1, r2, strict=True)] for r1, r2 in zip(RS, Syx, strict=True)]
+    deg = len(coeffs) - 1
+    a = [Fraction(0)] * (2 * deg)
+    for q in range(1, deg + 1):
+        a[q - 1] += _fdot(E, coeffs[q])
+        for j in range(1, deg + 1):
+            a[q + j - 1] += Fraction(1, 2) * _fdot(_fmul(coeffs[q], S), coeffs[j])
+    return a
+
+
+def _exact_loss(W: list[np.ndarray], stats: Statistics) -> Fraction:
+    R = _fractions(W[0])
+    for w in W[1:]:
+        R = _fmul(_fractions(w), R)
+    S, Syx = _fractions(stats.Sxx), _fractions(stats.Syx)
+    return Fraction(1, 2) * _fdot(_fmul(R, S), R) - _fdot(Syx, R)
+
+
+def _bound_case(seed: int) -> tuple[list[np.ndarray], list[np.ndarray], Statistics]:
+    """Small random layers (every other case under an ill-conditioned change of basis) and a
+    random unit rank-one direction moving a random set of layers."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 5))
+    widths = [int(rng.integers(2, 6)) for _ in range(n + 1)]
+    X, Y = random_data(rng, widths[0], widths[-1], 3 * widths[0] + 3)
+    stats = Statistics.from_data(X, Y)
+    W = [rng.standard_normal((widths[i + 1], widths[i])) for i in range(n)]
+    if seed % 2 == 0:
+        G = [np.eye(widths[0])] + [rng.standard_normal((widths[i], widths[i])) * 10.0 ** rng.uniform(-2, 2)
+                                   for i in range(1, n)] + [np.eye(widths[-1])]
+        W = [G[i + 1] @ W[i] @ np.linalg.inv(G[i]) for i in range(n)]
+    moving = {int(i) for i in rng.choice(n, int(rng.integers(1, n + 1)), replace=False)}
+    V = _rank_one_direction(rng, W, tuple(moving))
+    norm = math.sqrt(sum(float(np.sum(v * v)) for v in V))
+    return W, [v / norm for v in V], stats
+
+
+def test_decrease_bound_contains_the_exact_error_and_is_tight() -> None:
+    """``dlcert.roundoff.decrease_bound`` against exact rational arithmetic: the true error of the
+    float64 decrease is always within the bound, the bound is within a modest factor of it, and
+    far below the a-priori |W|-chain bound."""
+    from dlcert.roundoff import PointBounds, decrease_bound
+    from dlcert.witness import _decrease_in
+
+    ratios, gains = [], []
+    for seed in range(40):
+        W, V, stats = _bound_case(seed)
+        t = 10.0 ** np.random.default_rng(seed + 99).uniform(-3, 0)
+        P = [w + t * v for w, v in zip(W, V, strict=True)]
+        exact = _exact_loss(W, stats) - _exact_loss(P, stats)
+        decrease, bound = decrease_bound(PointBounds(W, stats), P)
+        err = abs(Fraction(decrease) - exact)
+        assert err <= Fraction(bound), (seed, float(err), bound)
+        if err > 0:
+            ratios.append(bound / float(err))
+        gains.append(_decrease_in(np.float64, W, P, stats, None)[1] / bound)
+    assert len(ratios) >= 30
+    assert float(np.median(ratios)) < 1e3, sorted(ratios)
+    assert min(gains) > 1.0 and float(np.median(gains)) > 10.0, sorted(gains)
+
+
+def test_rank_one_coefficient_bounds_contain_the_exact_error() -> None:
+    """``dlcert.roundoff.rank_one_coefficients`` against the exact coefficients of the exact
+    direction ``z y^T / ||z y^T||`` (the normalisation in 80-digit decimals)."""
+    from decimal import Decimal, localcontext
+
+    from dlcert.roundoff import PointBounds, rank_one_coefficients
+    from dlcert.witness import rank_one_factors
+
+    ratios = []
+    for seed in range(30):
+        W, V, stats = _bound_case(seed)
+        factors = rank_one_factors(V)
+        assert factors is not None
+        out = rank_one_coefficients(PointBounds(W, stats), factors)
+        assert out is not None
+        a, bound = out
+        exact = _exact_coefficients(W, factors, stats)
+        nrm2 = sum((sum(Fraction(float(v)) ** 2 for v in f[0]) * sum(Fraction(float(v)) ** 2 for v in f[1])
+                    for f in factors if f is not None), Fraction(0))
+        with localcontext() as ctx:
+            ctx.prec = 80
+            nrm = (Decimal(nrm2.numerator) / Decimal(nrm2.denominator)).sqrt()
+            for q, x in enumerate(exact):
+                true = Decimal(x.numerator) / Decimal(x.denominator) / nrm ** (q + 1)
+                err = abs(Decimal(float(a[q])) - true)
+                assert err <= Decimal(float(bound[q])), (seed, q + 1, a[q], bound[q], float(true))
+                if err > 0:
+                    ratios.append(float(Decimal(float(bound[q])) / err))
+    assert len(ratios) >= 60
+    assert float(np.median(ratios)) < 1e3, sorted(ratios)
+
+
+def test_wide_ill_conditioned_saddle_gets_a_rigorous_order2_witness() -> None:
+    """Width 310 (beyond the old long-double limit), random change of basis per layer: the
+    a-priori bounds decide nothing, the a-posteriori ones certify an order-2 witness that the
+    independent re-check confirms."""
+    from dlcert.normalize import normalize
+    from dlcert.optimum import whiten
+    from dlcert.recheck import recheck
+    from dlcert.tolerances import SXX_RTOL
+    from dlcert.witness import (
+        _decrease_in,
+        default_radius,
+        evaluate,
+        factored_polynomial,
+        misplaced_direction,
+        rank_one_factors,
+    )
+
+    widths = [310] * 5
+    rng = np.random.default_rng(3)
+    X, Y = random_data(rng, widths[0], widths[-1], 1000)
+    raw = Statistics.from_data(X, Y)
+    c = construct(rng, raw, widths, (1, 2, 4))
+    assert c is not None
+    G = [np.eye(310)] + [rng.standard_normal((310, 310)) / np.sqrt(310) for _ in range(3)] + [np.eye(310)]
+    W0 = [G[i + 1] @ w @ np.linalg.inv(G[i]) for i, w in enumerate(c.weights)]
+    ws, stats, _ = normalize(tuple(W0), raw)
+    wh = whiten(stats, SXX_RTOL)
+    cache = PointCache.at(ws, stats)
+    d = misplaced_direction(ws, wh, 4, 3)
+    assert d is not None
+    factors = rank_one_factors(d.V)
+    assert factors is not None
+    a, bound = factored_polynomial(ws, factors, stats, cache.E)
+    assert not abs(a[1]) > 2 * bound[1]  # the a-priori bound cannot decide the order
+    w = evaluate(ws, d, stats, cache, default_radius(ws))
+    assert w is not None and w.order == 2 and w.coefficient < 0
+    assert w.loss_decrease > w.rounding_bound
+    assert not w.loss_decrease > _decrease_in(np.float64, ws, w.point, stats, cache.E)[1]
+    check = recheck(ws, w.point, stats, claimed_radius=w.radius, order=2)
+    assert check.confirmed, check.reasons
