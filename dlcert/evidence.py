@@ -16,8 +16,9 @@ Error bounds recorded here (``docs/tolerances.md``):
   ``ftol`` is raised to it (recorded), as ``gtol`` is to the gradient floor.
 * ``value_error``: the error of the relative gap and of ``(L - c_S) / (syy/2)``: the
   statistics' rounding (first order in ``R - R_S*``, by the envelope theorem, plus whatever Y
-  could hold in directions of Sxx below its noise) and the arithmetic of the product (measured
-  against an extended-precision evaluation when the a-priori bound exceeds ``ftol``).
+  could hold in directions of Sxx below its noise) and the arithmetic of the product (an a-priori
+  bound from the layers' norms, or, when that exceeds ``ftol / 4``, the rigorous a-posteriori
+  bound of :func:`dlcert.roundoff.excess_with_bound` built from the computed products).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from dlcert.optimum import (
     whiten,
 )
 from dlcert.products import NumericalRank, chain_rank, numerical_rank
+from dlcert.roundoff import excess_with_bound
 from dlcert.rules import Evidence
 from dlcert.statistics import Statistics
 from dlcert.strictness import learned_index_set, near_tie, rank_rule
@@ -187,25 +189,10 @@ def hessian_scale(cache: PointCache, S: np.ndarray, norms: LayerNorms | None = N
     return gn * gn + en
 
 
-def _extended_product(weights: Sequence[np.ndarray]) -> np.ndarray:
-    ws = [np.asarray(w, dtype=np.longdouble) for w in weights]
-    out = ws[0]
-    for w in ws[1:]:
-        out = w @ out
-    return out
-
-
-def _excess_ld(R: np.ndarray, wh: Whitening, index_set: Sequence[int]) -> float:
-    """:func:`dlcert.optimum.set_excess` with ``R`` in extended precision."""
+def _target(wh: Whitening, index_set: Sequence[int]) -> np.ndarray:
+    """``T_I = sum_{i in I} s_i u_i v_i^T`` exactly as :func:`dlcert.optimum.set_excess` builds it."""
     idx = sorted(i - 1 for i in index_set if i <= wh.s.size)
-    S = wh.S.astype(np.longdouble)
-    RS = R @ S
-    T = wh.T.astype(np.longdouble)
-    T_I = (wh.U[:, idx].astype(np.longdouble) * wh.s[idx].astype(np.longdouble)) @ wh.Vt[idx].astype(
-        np.longdouble
-    )
-    D = RS - T_I
-    return float(0.5 * np.sum(D * D) - np.sum(RS * (T - T_I)))
+    return (wh.U[:, idx] * wh.s[idx]) @ wh.Vt[idx]
 
 
 def _statistics_error(R: np.ndarray, wh: Whitening, stats: Statistics, index_set: Sequence[int]) -> float:
@@ -365,19 +352,15 @@ def _measure(
     excess = set_excess(cache.R, wh, learned) if learned is not None else None
     arith = GAP_GAMMA * n * EPS64 * kappa * y_norm * math.sqrt(max(2.0 * max(loss, 0.0), 0.0))
     value_err = arith
-    if arith > 0.25 * tol.ftol * half_syy and max(widths) <= EXTENDED_MAX_WIDTH:
-        R_ld = _extended_product(ws)
-        gap_ld = _excess_ld(R_ld, wh, top[: min(k, wh.s.size)])
-        excess_ld = _excess_ld(R_ld, wh, learned) if learned is not None else None
-        # A posteriori: the float64 error is measured by the difference; the extended result is
-        # EXT_RATIO times more accurate, with a floor for the case the two agree by chance.
-        ratio = float(np.finfo(np.longdouble).eps) / EPS64
-        diff = abs(gap_ld - gap)
-        if excess_ld is not None and excess is not None:
-            diff = max(diff, abs(excess_ld - excess))
-            excess = excess_ld
-        value_err = 4.0 * ratio * diff + GAP_GAMMA * n * float(np.finfo(np.longdouble).eps) * half_syy
-        gap = gap_ld
+    if arith > 0.25 * tol.ftol * half_syy:
+        # The a-priori bound follows norms of the layers, which a change of basis inflates; the
+        # a-posteriori bound follows the products actually computed (dlcert.roundoff).
+        sets = [top[: min(k, wh.s.size)], *([learned] if learned is not None else [])]
+        values, bound = excess_with_bound(ws, wh.S, wh.T, [_target(wh, s) for s in sets],
+                                          extended=max(widths) <= EXTENDED_MAX_WIDTH)
+        if bound < arith:
+            gap, value_err = values[0], bound
+            excess = values[1] if learned is not None else excess
     stat_err = _statistics_error(cache.R, wh, stats, top[: min(k, wh.s.size)])
     if learned is not None:
         stat_err = max(stat_err, _statistics_error(cache.R, wh, stats, learned))

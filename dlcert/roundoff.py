@@ -49,9 +49,15 @@ UNDERFLOW = 2.0**-900
 MAX_MOVING = 6
 
 
-def gamma(k: int) -> float:
-    """``gamma_k = k u / (1 - k u)``: the relative error bound of a length-k inner product."""
-    return k * U / (1.0 - k * U)
+def gamma(k: int, u: float = U) -> float:
+    """``gamma_k = k u / (1 - k u)``: the relative error bound of a length-k inner product
+    computed with unit roundoff ``u`` (float64's by default)."""
+    return k * u / (1.0 - k * u)
+
+
+#: Unit roundoff of ``np.longdouble`` (2^-64 for x87 extended precision; float64's where
+#: longdouble is float64).
+U_EXTENDED = float(np.finfo(np.longdouble).eps) / 2.0
 
 
 def norm_bound(M: np.ndarray) -> float:
@@ -92,21 +98,26 @@ class Chain:
     """
 
     def __init__(self, mats: Sequence[np.ndarray], in_err: Sequence[float] | None = None,
-                 suffix: Sequence[float] | None = None) -> None:
+                 suffix: Sequence[float] | None = None, extended: bool = False) -> None:
         self.mats = list(mats)
         n = len(self.mats)
         self.in_err = list(in_err) if in_err is not None else [0.0] * n
         self._suffix = list(suffix) if suffix is not None else None
-        self.X = [self.mats[0]]
+        # extended: the products are formed in np.longdouble (error gamma with its unit roundoff;
+        # the bound's own arithmetic stays float64, covered by SAFETY_FACTOR). ``X`` then holds
+        # the extended products and :attr:`value` rounds the last one to float64.
+        self._u = U_EXTENDED if extended else U
+        self.X = [self.mats[0].astype(np.longdouble) if extended else self.mats[0]]
         self.D: list[np.ndarray | None] = [
             self.in_err[0] * np.abs(self.mats[0]) * SAFETY_FACTOR if self.in_err[0] else None]
         for k in range(1, n):
             check()
             M = self.mats[k]
             prev = self.X[-1]
-            self.X.append(M @ prev)
-            coef = gamma(M.shape[1]) + self.in_err[k]
-            self.D.append(coef * SAFETY_FACTOR * (np.abs(M) @ np.abs(prev)))
+            self.X.append((M.astype(np.longdouble) if extended else M) @ prev)
+            coef = gamma(M.shape[1], self._u) + self.in_err[k]
+            prev64 = prev.astype(np.float64) if extended else prev
+            self.D.append(coef * SAFETY_FACTOR * (np.abs(M) @ np.abs(prev64)))
         self._nb = [norm_bound(m) for m in self.mats]
         # grow[k], prod[k]: over the steps after k, ``prod (1 + gamma_c + 2 in_err) - 1`` and the
         # product of the factors' norm bounds (the crude |M|-chain bounds of second-order terms).
@@ -115,13 +126,13 @@ class Chain:
         g, p = 1.0, 1.0
         for k in range(n - 1, -1, -1):
             self._grow[k], self._prod[k] = g - 1.0, p
-            g *= 1.0 + gamma(self.mats[k].shape[1]) + 2.0 * self.in_err[k]
+            g *= 1.0 + gamma(self.mats[k].shape[1], self._u) + 2.0 * self.in_err[k]
             p *= self._nb[k]
         self._rho: float | None = None
 
     @property
     def value(self) -> np.ndarray:
-        return self.X[-1]
+        return self.X[-1].astype(np.float64) if self.X[-1].dtype != np.float64 else self.X[-1]
 
     def suffix_bounds(self) -> list[float]:
         """Upper bounds on the spectral norms of the exact products after each step."""
@@ -368,3 +379,53 @@ def rank_one_coefficients(
 
 def _sq(v: np.ndarray) -> Fraction:
     return sum((Fraction(float(a)) ** 2 for a in v.tolist()), Fraction(0))
+
+
+def excess_with_bound(
+    weights: Sequence[np.ndarray], S: np.ndarray, T: np.ndarray, targets: Sequence[np.ndarray],
+    extended: bool = False,
+) -> tuple[list[float], float]:
+    """``f_I = 1/2 ||R S - T_I||^2 - <R S, T - T_I>`` for each ``T_I`` in ``targets`` (the stable
+    gap and excess of :mod:`dlcert.optimum`), with ``R = W_N ... W_1`` computed as a :class:`Chain`,
+    and one rigorous bound on the error of every ``f_I`` from the rounding of ``R`` and of the
+    formula (``S``, ``T``, ``T_I`` taken as given: their own error is the statistics' error).
+
+    With ``eps = R^ - R*`` (bounded by the chain), ``f(R^) - f(R*) = <eps, G> - 1/2 ||eps S||^2``
+    and ``G = (R^ S - T) S^T`` for every ``I``: the first term is bounded through the chain's
+    adjoint (:meth:`Chain.adj`, plus ``rho ||G_err||`` for ``G``'s own rounding), the second by
+    ``rho^2 ||S||^2 / 2``. The formula's own float64 arithmetic adds ``gamma`` times the absolute
+    sums of its terms. ``extended``: ``R`` is formed in ``np.longdouble`` (its chain error
+    shrinks by the precision ratio) and then rounded to float64, which adds ``u |R|`` to ``eps``.
+    """
+    chain = Chain([np.asarray(w, dtype=np.float64) for w in weights], extended=extended)
+    R = chain.value
+    RS = R @ S
+    aRS = np.abs(R) @ np.abs(S)
+    e_RS = gamma(S.shape[0]) * aRS * SAFETY_FACTOR  # |fl(R S) - R^ S| elementwise
+    resid = RS - T
+    G = resid @ S.T
+    G_err = (gamma(S.shape[0]) * ((np.abs(resid) + e_RS) @ np.abs(S.T)) + e_RS @ np.abs(S.T)
+             + U * np.abs(resid) @ np.abs(S.T)) * SAFETY_FACTOR
+    rho = chain.rho
+    if extended:  # rounding the extended product to float64: |fl(R) - R| <= u |fl(R)| / (1 - u)
+        r_err = U / (1 - U) * np.abs(R) * SAFETY_FACTOR
+        rho_total = rho + fro(r_err)
+        adj = chain.adj(G) + abs_dot(r_err, np.abs(G) + G_err)
+    else:
+        rho_total, adj = rho, chain.adj(G)
+    nbS = norm_bound(S)
+    bound_R = adj + rho_total * fro(G_err) + 0.5 * (rho_total * nbS) ** 2
+    values: list[float] = []
+    bound_f = 0.0
+    size = RS.size
+    for T_I in targets:
+        D = RS - T_I
+        rest = T - T_I
+        value = 0.5 * float(np.vdot(D, D)) - float(np.vdot(RS, rest))
+        values.append(value)
+        # fl(R S) enters D and the inner product; then the two dot products and the difference.
+        e = (abs_dot(e_RS, np.abs(D) + np.abs(rest) + e_RS)
+             + gamma(size) * (0.5 * float(np.vdot(D, D)) + abs_dot(RS, rest))
+             + U * (2.0 * float(np.sum(np.abs(D) * np.abs(D))) + abs_dot(RS, rest)) + U * abs(value))
+        bound_f = max(bound_f, e * 2.0 * SAFETY_FACTOR)
+    return values, float((bound_R + bound_f) * SAFETY_FACTOR + UNDERFLOW)

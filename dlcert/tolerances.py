@@ -70,7 +70,8 @@ CHANNEL_NOISE_CEILING = 1e-8
 #: The arithmetic error bound of the gap is ``GAP_GAMMA * N * eps`` times the products' scale.
 GAP_GAMMA = 4.0
 
-#: Widths up to which an ill-conditioned product is re-evaluated in extended precision.
+#: Widths up to which the product behind the gap is formed in extended precision when the
+#: a-priori bound decides nothing (numpy's ``longdouble`` products do not use BLAS).
 EXTENDED_MAX_WIDTH = 300
 
 #: Error bound of a dense eigenvalue: ``DENSE_EIG_GAMMA * sqrt(n) * eps * max |lambda|``.

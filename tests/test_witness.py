@@ -497,3 +497,36 @@ def test_wide_ill_conditioned_saddle_gets_a_rigorous_order2_witness() -> None:
     assert not w.loss_decrease > _decrease_in(np.float64, ws, w.point, stats, cache.E)[1]
     check = recheck(ws, w.point, stats, claimed_radius=w.radius, order=2)
     assert check.confirmed, check.reasons
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_gap_bound_contains_the_exact_error(extended: bool) -> None:
+    """``dlcert.roundoff.excess_with_bound`` (the value error of the gap and the excess) against
+    exact rational arithmetic on the same float64 inputs: ``1/2 ||R S - T_I||^2 - <R S, T - T_I>``
+    with ``R`` the exact product of the stored layers, for random points, half of them under an
+    ill-conditioned change of basis, and two index sets each."""
+    from dlcert.optimum import whiten
+    from dlcert.roundoff import excess_with_bound
+
+    ratios = []
+    for seed in range(30):
+        W, _, stats = _bound_case(seed)
+        wh = whiten(stats, 1e-13)
+        targets = []
+        for r in (1, wh.s.size):
+            targets.append((wh.U[:, :r] * wh.s[:r]) @ wh.Vt[:r])
+        values, bound = excess_with_bound(W, wh.S, wh.T, targets, extended=extended)
+        R = _fractions(W[0])
+        for w in W[1:]:
+            R = _fmul(_fractions(w), R)
+        RS, T = _fmul(R, _fractions(wh.S)), _fractions(wh.T)
+        for value, T_I in zip(values, targets, strict=True):
+            TI = _fractions(T_I)
+            D = [[a - b for a, b in zip(ra, rb, strict=True)] for ra, rb in zip(RS, TI, strict=True)]
+            rest = [[a - b for a, b in zip(ra, rb, strict=True)] for ra, rb in zip(T, TI, strict=True)]
+            exact = Fraction(1, 2) * _fdot(D, D) - _fdot(RS, rest)
+            err = abs(Fraction(value) - exact)
+            assert err <= Fraction(bound), (seed, float(err), bound)
+            if err > 0:
+                ratios.append(bound / float(err))
+    assert len(ratios) >= 40 and float(np.median(ratios)) < 1e4, sorted(ratios)
