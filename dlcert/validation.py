@@ -46,7 +46,6 @@ from enum import StrEnum
 from typing import IO, Any
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from dlcert.errors import InputError
 
@@ -524,6 +523,8 @@ def _check_explained(S: np.ndarray, C: np.ndarray, syy: float, rtol: float, sour
         L = np.linalg.cholesky(S + rtol * top * np.eye(S.shape[0]))
     except np.linalg.LinAlgError:  # indefinite within rounding (_check_psd accepted it)
         return
+    from scipy.linalg import solve_triangular  # lazy: scipy costs ~0.15 s at import
+
     Z = solve_triangular(L, C.T, lower=True, check_finite=False)
     explained = float(np.sum(Z * Z))
     if explained > syy * (1.0 + rtol) + rtol * explained:
