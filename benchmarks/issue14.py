@@ -1,9 +1,10 @@
 """Issue 14 in one run: the whole check at 10^6 and 4*10^6 parameters against its budget, import
-time, BLAS threads under the machine's load, and the HVP against PyTorch double-backward.
+time, BLAS threads under the machine's load, the HVP against PyTorch double-backward, and
+``check`` against ``stats`` on a 2 GB raw ``.npz`` with peak memory (``raw_npz.py`` in a child).
 
 Not a test: ``python benchmarks/issue14.py [--quick] [--only SECTIONS] [--baseline DIR]``
 (``--only saddle500,4e6`` runs just those whole checks; sections: import, threads, torch,
-saddle1e6, saddle500, 4e6). Prints the machine and
+raw, saddle1e6, saddle500, 4e6). Prints the machine and
 its load average first: the machine is shared, so read the ratios (taken in the same run), not
 the absolute times. ``--baseline DIR`` (a copy of an older ``dlcert`` package's parent folder)
 also times that tree's ``import dlcert.cli`` (and with ``--baseline-check`` its 10^6 check), for
@@ -203,7 +204,7 @@ def main() -> None:
     ap.add_argument("--baseline-check", action="store_true",
                     help="also run the baseline tree's 10^6 check (slow: minutes on a loaded machine)")
     ap.add_argument("--budget", type=float, default=30.0)
-    ap.add_argument("--only", default="import,threads,torch,saddle1e6,saddle500,4e6",
+    ap.add_argument("--only", default="import,threads,torch,raw,saddle1e6,saddle500,4e6",
                     help="comma-separated sections to run")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -220,6 +221,13 @@ def main() -> None:
         threads_section()
     if "torch" in only:
         torch_section(100_000)
+    if "raw" in only:
+        # Item 3 (raw .npz at one copy): benchmarks/raw_npz.py in a child, so its 2 GB of data
+        # and its children's peak memory stay out of this process.
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "raw_npz.py"), "--reps", "2",
+                              "--npy", "--threads", "1"], capture_output=True, text=True)
+        print("\n[raw .npz data: check vs stats, peak memory] "
+              "benchmarks/raw_npz.py --reps 2 --npy --threads 1\n" + out.stdout + out.stderr[-500:])
     if "saddle1e6" in only:
         whole_check("1e6 strict saddle, constructed", [1000, 600, 600, 200], 2000, 0, False, args.budget)
     if "saddle500" in only:
