@@ -294,8 +294,11 @@ RULES: tuple[Rule, ...] = (
          lambda e: ((e.strong_order2_global or e.eigenvalue_negative or e.channel_found)
                     and e.proved_non_strict),
          lambda e: ("a non-strictness criterion (tightened ranks or no second-order channel) holds, yet "
-                    f"negative curvature {_g(e.witness_curvature)} / lambda_min {_g(e.lambda_min)} beyond "
-                    f"-{e.curvature_threshold:.3e} was measured")),
+                    + (f"a second-order channel of strength {_g(e.channel_strength)} > 10 x rounding "
+                       f"{e.channel_noise:.1e} was measured (strict at a critical point)"
+                       if e.channel_found else
+                       f"negative curvature {_g(e.witness_curvature)} / lambda_min {_g(e.lambda_min)} "
+                       f"beyond -{e.curvature_threshold:.3e} was measured"))),
     Rule("strict.negative_curvature", Verdict.STRICT_SADDLE,
          lambda e: e.strong_order2 and not e.proved_non_strict,
          lambda e: (f"order-2 escape: curvature v^T H v = {_g(e.witness_curvature)} < "
