@@ -144,7 +144,8 @@ def diagonal_curvature(cache: PointCache, S: np.ndarray) -> float:
 
 
 def _vanishing_products(
-    ws: tuple[np.ndarray, ...], cache: PointCache, stats: Statistics, rel: list[float], rtol: float
+    ws: tuple[np.ndarray, ...], cache: PointCache, stats: Statistics, rel: list[float], rtol: float,
+    gtol: float,
 ) -> tuple[list[float], tuple[int, ...]]:
     """``rho_i`` set to 0 for the layers whose gradient ``A_i^T E (B_i X)^T`` vanishes because
     ``A_i = W_N...W_(i+1)`` or ``B_i X`` is zero within the rounding of its factors (numerical
@@ -152,24 +153,31 @@ def _vanishing_products(
 
     ``rho_i`` divides by ``||A_i||``, so when cancellation makes ``A_i`` exactly zero the computed
     ``A_i`` is rounding noise and ``rho_i`` an O(1) ratio of noise to noise: a change of basis of
-    condition 100 made an exact strict saddle read ``not_critical`` with ``rho_1 = 0.28``. The
-    cheap test ``||A_i|| > rtol prod_j ||W_j||`` (the product scale is at most the product of the
-    norms) rules most layers out before the chain's rank is computed."""
+    condition 100 made an exact strict saddle read ``not_critical`` with ``rho_1 = 0.28``. A cheap
+    test in Frobenius norms rules most layers out before the chain's rank is computed: the
+    product scale is at most ``prod_j ||W_j||_2 <= prod_j ||W_j||_F``, and ``||A||_2 >=
+    ||A||_F / sqrt(min dim)``, so ``||A_i||_F > sqrt(min dim) rtol prod_j ||W_j||_F`` means
+    ``A_i`` is not zero within rounding. Only layers with ``rho_i > gtol`` are looked at, and on
+    the input side only a ``B_i`` that itself may vanish (not one that is non-zero but zero on
+    the data's range)."""
     out = list(rel)
     hits: list[int] = []
-    n = len(ws)
-    norms = [_norm2(w) for w in ws]
-    for i in range(n):
-        if not out[i] > 0.0:
+    norms = [frobenius(w) for w in ws]
+
+    def may_vanish(P: np.ndarray, factors: float) -> bool:
+        return frobenius(P) <= math.sqrt(max(1, min(P.shape))) * rtol * factors
+
+    for i in range(len(ws)):
+        if not out[i] > gtol:
             continue
         above = list(ws[i + 1:])
-        if above and _norm2(cache.A[i]) <= rtol * math.prod(norms[i + 1:]) \
+        if above and may_vanish(cache.A[i], math.prod(norms[i + 1:])) \
                 and chain_rank(above, rtol)[1].rank == 0:
             out[i], hits = 0.0, [*hits, i + 1]
             continue
-        below = [stats.Sxx, *ws[:i]]  # B_i Sxx B_i^T = (B_i X)(B_i X)^T
-        if i > 0 and _norm2(cache.B[i] @ stats.Sxx) <= rtol * math.prod(norms[:i]) * _norm2(stats.Sxx) \
-                and chain_rank(below, rtol)[1].rank == 0:
+        # B_i Sxx B_i^T = (B_i X)(B_i X)^T: B_i X vanishes with B_i Sxx
+        if i > 0 and may_vanish(cache.B[i], math.prod(norms[:i])) \
+                and chain_rank([stats.Sxx, *ws[:i]], rtol)[1].rank == 0:
             out[i], hits = 0.0, [*hits, i + 1]
     return out, tuple(hits)
 
@@ -323,7 +331,7 @@ def _measure(
     grads = gradient(ws, stats, cache)
     gnorms = [frobenius(g) for g in grads]
     rel = relative_gradient_norms(cache, grads, stats)
-    rel, vanishing = _vanishing_products(ws, cache, stats, rel, tol.products_rtol)
+    rel, vanishing = _vanishing_products(ws, cache, stats, rel, tol.products_rtol, tol.gtol_requested)
     if partial is not None:
         partial.update(wh=wh, cache=cache, gnorms=gnorms, rel=rel, tol=tol)
     # The work before the searches stops at the deadline (dlcert.budget.check in the rank and
