@@ -58,7 +58,7 @@ from dlcert.optimum import (
     set_excess,
     whiten,
 )
-from dlcert.products import NumericalRank, chain_rank, numerical_rank
+from dlcert.products import AMBIGUITY_FACTOR, NumericalRank, chain_rank, numerical_rank
 from dlcert.roundoff import excess_with_bound
 from dlcert.rules import Evidence
 from dlcert.statistics import Statistics
@@ -195,6 +195,33 @@ def hessian_scale(cache: PointCache, S: np.ndarray, norms: LayerNorms | None = N
     gn = sum(a * b for a, b in zip(nm.A, nm.BS, strict=True))
     en = _norm2(cache.E) * sum(nm.A) * sum(nm.B)
     return gn * gn + en
+
+
+def _candidate_ranks(prank: NumericalRank) -> list[int]:
+    """``rank(R)``, or every rank the ambiguity band of :func:`dlcert.products.numerical_rank`
+    allows (singular values within ``AMBIGUITY_FACTOR`` of the cutoff, either side)."""
+    if not prank.ambiguous:
+        return [prank.rank]
+    sv, cut = prank.singular_values, prank.cutoff
+    lo = int(np.count_nonzero(sv > cut * AMBIGUITY_FACTOR))
+    hi = int(np.count_nonzero(sv > cut / AMBIGUITY_FACTOR))
+    return list(range(lo, hi + 1))
+
+
+def _learned_set(
+    prank: NumericalRank, candidates: list[list[int]], excesses: list[float], within: float
+) -> tuple[list[int] | None, float | None]:
+    """The learned set S and ``L - c_S``. With an unambiguous rank, the one candidate. With an
+    ambiguous rank (a change of basis of condition 1e6 puts the cutoff within a factor 10 of
+    genuine singular values), the candidate whose critical value the loss matches (``|L - c_S|
+    <= within``) when exactly one does and every other is clearly apart: S is still read from
+    col(R), the value only settles its size. Otherwise ``None`` (no critical value to match)."""
+    if not prank.ambiguous:
+        return (candidates[0], excesses[0]) if candidates else (None, None)
+    matches = [i for i, ex in enumerate(excesses) if abs(ex) <= within]
+    if len(matches) != 1 or any(abs(ex) <= 2.0 * within for i, ex in enumerate(excesses) if i != matches[0]):
+        return None, None
+    return candidates[matches[0]], excesses[matches[0]]
 
 
 def _target(wh: Whitening, index_set: Sequence[int]) -> np.ndarray:
@@ -351,28 +378,28 @@ def _measure(
 
     # The value: gap to L*, the learned set S and the excess over its critical value c_S.
     gap = rank_excess(cache.R, wh, k)
-    learned: list[int] | None = None
-    if not prank.ambiguous:
-        learned = learned_index_set(cache.R, wh, prank.rank)
-        if len(learned) != prank.rank:
-            learned = None
+    # Candidate learned sets: the top-r directions of col(R) for r = rank(R), or, when that rank is
+    # ambiguous, for every r the ambiguity allows; the value then picks among them (below).
+    candidates = [learned_index_set(cache.R, wh, r) for r in _candidate_ranks(prank)]
+    candidates = [c for c, r in zip(candidates, _candidate_ranks(prank), strict=True) if len(c) == r]
     top = list(range(1, k + 1))
-    excess = set_excess(cache.R, wh, learned) if learned is not None else None
+    excesses = [set_excess(cache.R, wh, c) for c in candidates]
     arith = GAP_GAMMA * n * EPS64 * kappa * y_norm * math.sqrt(max(2.0 * max(loss, 0.0), 0.0))
     value_err = arith
     if arith > 0.25 * tol.ftol * half_syy:
         # The a-priori bound follows norms of the layers, which a change of basis inflates; the
         # a-posteriori bound follows the products actually computed (dlcert.roundoff).
-        sets = [top[: min(k, wh.s.size)], *([learned] if learned is not None else [])]
+        sets = [top[: min(k, wh.s.size)], *candidates]
         values, bound = excess_with_bound(ws, wh.S, wh.T, [_target(wh, s) for s in sets],
                                           extended=max(widths) <= EXTENDED_MAX_WIDTH)
         if bound < arith:
             gap, value_err = values[0], bound
-            excess = values[1] if learned is not None else excess
+            excesses = values[1:]
     stat_err = _statistics_error(cache.R, wh, stats, top[: min(k, wh.s.size)])
-    if learned is not None:
-        stat_err = max(stat_err, _statistics_error(cache.R, wh, stats, learned))
+    for c in candidates:
+        stat_err = max(stat_err, _statistics_error(cache.R, wh, stats, c))
     value_err += stat_err
+    learned, excess = _learned_set(prank, candidates, excesses, (tol.ftol * half_syy) + value_err)
     c_value = critical_value(stats, wh, learned) if learned is not None else None
     above = None
     if learned is not None:

@@ -219,3 +219,21 @@ def test_verdict_invariant_under_changes_of_basis(
         assert w is not None and w.loss_decrease > w.rounding_bound
         check = recheck(moved, w.point, stats, claimed_radius=w.radius, order=w.order)
         assert check.confirmed, check.reasons
+
+
+def test_an_ambiguous_rank_is_settled_by_the_value_only_when_one_candidate_matches() -> None:
+    """Under a change of basis of condition 1e6 the rank cutoff of R lands within a factor 10 of
+    genuine singular values; the learned set is then taken among the top-r column spaces of R
+    the ambiguity allows, by the one critical value the loss matches (others clearly apart)."""
+    from dlcert.evidence import _candidate_ranks, _learned_set
+    from dlcert.products import NumericalRank
+
+    prank = NumericalRank(0, np.array([0.75, 0.0, 0.0]), 0.123, 0.0, True)
+    assert _candidate_ranks(prank) == [0, 1]
+    cands = [[], [3]]
+    assert _learned_set(prank, cands, [-0.1, 1e-10], 1e-9) == ([3], 1e-10)
+    assert _learned_set(prank, cands, [-1e-9, 1e-10], 1e-9) == (None, None)  # both match
+    assert _learned_set(prank, cands, [-1.5e-9, 1e-10], 1e-9) == (None, None)  # not clearly apart
+    assert _learned_set(prank, cands, [-0.1, 0.2], 1e-9) == (None, None)  # none matches
+    clear = NumericalRank(1, np.array([0.75, 0.0, 0.0]), 1e-13, 0.0, False)
+    assert _candidate_ranks(clear) == [1] and _learned_set(clear, [[3]], [0.5], 1e-9) == ([3], 0.5)
