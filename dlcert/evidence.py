@@ -427,8 +427,11 @@ def _measure(
     )
     pt = measure_point(ws, cache, wh, assumptions, tol, prank.rank, critical, rule if critical else None)
     theorems = theorem_table(assumptions, tol, pt)
-    yun = next((t for t in theorems if t.id in ("yun2018.thm2.1", "yun2018.thm2.2")
-                and t.applies and t.holds is not None), None)
+    # Yun et al.'s conditions read rank(R); an ambiguous rank makes their answer a guess, so it
+    # neither confirms nor contradicts the value route then.
+    yun = None if prank.ambiguous else next(
+        (t for t in theorems if t.id in ("yun2018.thm2.1", "yun2018.thm2.2")
+         and t.applies and t.holds is not None), None)
     iv = next(t for t in theorems if t.id == "kawaguchi2016.thm2.3.iv")
     nonzero = all(bool(np.any(w)) for w in ws)
     deactivate(active)
