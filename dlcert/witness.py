@@ -36,7 +36,7 @@ from dlcert.roundoff import PointBounds, decrease_bound, rank_one_coefficients
 from dlcert.statistics import Statistics
 
 #: A coefficient counts as non-zero when it exceeds this multiple of its forward error bound
-#: (the bound itself is already a worst case: gamma = 4 * (sum of widths) * eps).
+#: (the bound itself is already a worst case: gamma = 4 * (sum of widths + dx dy) * eps).
 SAFETY = 2.0
 
 #: Largest number of layers for which every subset of moving layers is tried.
@@ -223,8 +223,9 @@ def factored_curvature_scale(
 
 
 def polynomial_gamma(weights: Weights, stats: Statistics) -> float:
-    """Relative rounding of each coefficient of :func:`loss_polynomial` (its bound / magnitude)."""
-    dims = sum(w.shape[0] + w.shape[1] for w in weights) + stats.dx + stats.dy
+    """Relative rounding of each coefficient of :func:`loss_polynomial` (its bound / magnitude):
+    the chain's inner dimensions plus the ``dy * dx`` terms of the final inner products."""
+    dims = sum(w.shape[0] + w.shape[1] for w in weights) + stats.dx + stats.dy + stats.dx * stats.dy
     return 4.0 * dims * float(np.finfo(np.float64).eps)
 
 
@@ -503,7 +504,8 @@ def _decrease_in(
     dR_abs = _telescoped_change([np.abs(w) for w in ws], [np.abs(p) for p in ps],
                                 deltas=[np.abs(p - w) for p, w in zip(ps, ws, strict=True)])
     change = np.vdot(E, dR) + 0.5 * np.vdot(dR @ Sxx, dR)
-    dims = sum(w.shape[0] + w.shape[1] for w in weights) + stats.dx + stats.dy
+    # the chain's inner dimensions plus the dy * dx terms of the two inner products
+    dims = sum(w.shape[0] + w.shape[1] for w in weights) + stats.dx + stats.dy + stats.dx * stats.dy
     gamma = 8.0 * dims * float(np.finfo(dtype).eps)
     absS = np.abs(Sxx)
     E_abs = product([np.abs(w) for w in ws]) @ absS + np.abs(Syx)
