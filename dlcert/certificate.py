@@ -163,18 +163,51 @@ class RankRule:
 
 
 @dataclass(frozen=True)
+class MissingDirection:
+    """A singular direction ``l`` of T that the learned set S misses, and where it can be routed
+    at second order (``dlcert.channels``; docs/strictness.md, section 3).
+
+    index : ``l`` (1-based). s : ``s_l``.
+    input_layers : layers ``i`` whose input carries ``v_l`` (``B_i S v_l != 0``).
+    output_layers : layers ``j`` whose output ``u_l`` reads (``A_j^T u_l != 0``).
+    strength : the strongest channel carrying ``l`` alone (coupling
+        ``s_l ||A_l2^T u_l|| ||B_l1 S v_l|| / (||A_l2|| ||E|| ||B_l1||)`` times the pair's reach);
+        layers, dead_end : where (``None``: no pair with a dead end carries it).
+    """
+
+    index: int
+    s: float
+    input_layers: list[int]
+    output_layers: list[int]
+    strength: float
+    layers: tuple[int, int] | None
+    dead_end: str | None
+
+
+@dataclass(frozen=True)
 class Channel:
     """The strongest second-order channel (``dlcert.channels``; docs/strictness.md).
 
     strength : scale-free strength (0 when there is none). layers : ``(l1, l2)``, 1-based.
     dead_end : ``"input"`` (``A_l1 z = 0``) or ``"output"`` (``y^T B_l2 S = 0``).
     noise : strengths up to ten times this are rounding.
+    weaker_factor : over all pairs, the largest of the smaller of a channel's two factors
+        (coupling ``sigma_max(G)/(||A|| ||E|| ||B||)``, reach ``sigma_max(M N)/||M||``); absence of
+        every channel needs this at rounding level, not only the strength (their product).
+    missing : the criterion's inputs per missing direction (the largest ``MISSING_SHOWN``).
+    input_dead_ends, output_dead_ends : layers ``l`` with ``null(A_l) != 0`` (their output has
+        directions nothing above reads) and with ``null((B_l S)^T) != 0`` (their input has
+        directions no data reaches).
     """
 
     strength: float
     layers: tuple[int, int] | None
     dead_end: str | None
     noise: float = 0.0
+    weaker_factor: float = 0.0
+    missing: tuple[MissingDirection, ...] = ()
+    input_dead_ends: tuple[int, ...] = ()
+    output_dead_ends: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dlcert.errors import InputError
 from dlcert.evidence import measure
 from dlcert.hessian import DEFAULT_TIME_BUDGET, DENSE_LIMIT
 from dlcert.normalize import Normalization, normalize
+from dlcert.objective import PointCache
 from dlcert.optimum import ols_loss, optimal_loss
 from dlcert.products import widths_of
 from dlcert.rules import decide, notes
@@ -95,6 +96,7 @@ def certify(
         reasons.insert(0, Reason("inconclusive.witness_not_confirmed",
                                  "the escape witness did not confirm a decrease at the stored point"))
     f = 1.0 / norm.loss_factor
+    stored_grads = _stored_gradient_norms(m.gradient_norms, norm, m.cache)
     wh, a = m.whitening, m.assumptions
     gap = ev.relative_gap * 0.5 * stats.syy
     cv = m.critical_value
@@ -106,9 +108,9 @@ def certify(
         ols_loss=ols_loss(nstats, wh) * f,
         gap=gap,
         relative_gap=ev.relative_gap,
-        gradient_norm=math.hypot(*[g * _grad_factor(norm, i) for i, g in enumerate(m.gradient_norms)]),
+        gradient_norm=math.hypot(*stored_grads),
         relative_gradient_norm=ev.relative_gradient,
-        layer_gradient_norms=[g * _grad_factor(norm, i) for i, g in enumerate(m.gradient_norms)],
+        layer_gradient_norms=stored_grads,
         layer_relative_gradient_norms=m.relative_gradients,
         widths=widths,
         k=a.k,
@@ -152,13 +154,27 @@ def _grad_factor(norm: Normalization, i: int) -> float:
     return math.ldexp(1.0, norm.layer_exponents[i]) / norm.loss_factor
 
 
+def _stored_gradient_norms(norms: Sequence[float], norm: Normalization, cache: PointCache) -> list[float]:
+    """``||dL/dW_i||`` in stored units. With hidden units rescaled the factor differs per entry:
+    stored ``dL/dW_i[a, b]`` = normalized one times ``2^e[a, b] / loss_factor``."""
+    if not norm.unit_exponents:
+        return [g * _grad_factor(norm, i) for i, g in enumerate(norms)]
+    out = []
+    for i, (ate, b) in enumerate(zip(cache.AtE, cache.B, strict=True)):
+        g = ate @ b.T
+        out.append(float(np.linalg.norm(np.ldexp(g, norm.entry_exponents(i, g.shape)))) / norm.loss_factor)
+    return out
+
+
 def _product_factor(norm: Normalization) -> float:
     return math.ldexp(1.0, -sum(norm.layer_exponents))
 
 
 def _scaled_radius(radius: float, norm: Normalization) -> float:
-    # A radius in stored units; layers scale differently, so use the smallest factor (conservative).
-    return radius * min(math.ldexp(1.0, e) for e in norm.layer_exponents)
+    # A radius in stored units; entries scale differently, so use the smallest factor (conservative).
+    low = [e + min([*u, 0]) - max([*v, 0]) for e, u, v in zip(
+        norm.layer_exponents, [*norm.unit_exponents, ()], [(), *norm.unit_exponents], strict=False)]
+    return radius * math.ldexp(1.0, min(low))
 
 
 def _stored_witness(w: Witness | None, norm: Normalization, stored: tuple[np.ndarray, ...]) -> Witness | None:

@@ -12,7 +12,11 @@ If one side is a *dead end* (``A_l1 z = 0``, so ``P_1 = 0``; or ``y^T B_l2 S = 0
 while ``(y^T M z)(p^T G q) != 0``, this 2x2 form is indefinite: the point is a strict saddle,
 with an explicit order-2 direction. A *channel* is such a pair: ``G != 0`` and
 ``M null(A_l1) != 0`` or ``null((B_l2 S)^T)^T M != 0``. Its strength (scale-free) is
-``sigma_max(G) / (||A_l2|| ||E|| ||B_l1||)`` times ``sigma_max(M N) / ||M||``.
+``sigma_max(G) / (||A_l2|| ||E|| ||B_l1||)`` (the coupling) times ``sigma_max(M N) / ||M||`` (the
+reach). A channel is absent only when one of its two factors is at rounding level: near the
+boundary of its orbit (a component shrunk to 1e-5 by a change of basis) a genuine channel has
+coupling and reach 1e-5 each, and their product 1e-10 sat below the noise of a point 1e-10 from
+critical; the *weaker factor* (the largest over pairs of the smaller factor) is what absence reads.
 
 This module measures the channels and builds their directions; nothing here decides.
 """
@@ -20,11 +24,13 @@ This module measures the channels and builds their directions; nothing here deci
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from dlcert.budget import check_deadline
-from dlcert.certificate import Channel
+from dlcert.certificate import Channel, MissingDirection
 from dlcert.objective import PointCache
 from dlcert.optimum import Whitening
 from dlcert.products import chain, null_space
@@ -45,10 +51,20 @@ def channel_pairs(n: int, limit: int = 4096) -> list[tuple[int, int]]:
     return pairs[:limit]
 
 
+#: Missing directions reported per channel search (largest s_l first).
+MISSING_SHOWN = 8
+
+
 def strongest_channel(
-    cache: PointCache, wh: Whitening, rtol: float, *, deadline: float = math.inf
+    cache: PointCache, wh: Whitening, rtol: float, *, deadline: float = math.inf,
+    learned: Sequence[int] | None = None,
 ) -> tuple[Channel, list[tuple[np.ndarray, ...]]]:
     """The strongest channel and the order-2 directions (one per channel found, unit norm).
+
+    With the learned set ``learned`` (1-based), the channel also records, per missing direction
+    ``l`` (not in S, ``s_l`` beyond rounding; the largest :data:`MISSING_SHOWN`), which layers
+    its input and output directions reach and the strongest channel carrying it alone: the
+    inputs of the criterion, so a reader can follow it (``G = -sum_l s_l (A^T u_l)(B S v_l)^T``).
 
     Raises :class:`dlcert.budget.OutOfTime` when ``deadline`` passes: a partial search would
     understate the strength, so there is no partial answer.
@@ -57,6 +73,7 @@ def strongest_channel(
     n = len(W)
     e_norm = _norm2(cache.E)
     best = Channel(0.0, None, None)
+    weaker = 0.0
     directions: list[tuple[np.ndarray, ...]] = []
     if n < 2 or e_norm == 0.0:
         return best, directions
@@ -67,6 +84,9 @@ def strongest_channel(
         check_deadline(deadline)
         nz[layer] = null_space(cache.A[layer - 1], rtol)
         ny[layer] = null_space((cache.B[layer - 1] @ wh.S).T, rtol)
+    routes = _Routes(cache, wh, rtol, learned, e_norm)
+    best = replace(best, input_dead_ends=tuple(k for k, v in nz.items() if v.shape[1]),
+                   output_dead_ends=tuple(k for k, v in ny.items() if v.shape[1]))
     for l1, l2 in channel_pairs(n):
         check_deadline(deadline)
         A2, B1 = cache.A[l2 - 1], cache.B[l1 - 1]
@@ -94,12 +114,65 @@ def strongest_channel(
                 sk, a_vec, b_vec = _top(N.T @ M)
                 y, z = N @ a_vec, b_vec
             strength = g_rel * sk / m_norm
+            routes.offer(l1, l2, dead_end, sk / m_norm)
             if strength > best.strength:
-                best = Channel(strength, (l1, l2), dead_end)
+                best = replace(best, strength=strength, layers=(l1, l2), dead_end=dead_end)
+            weaker = max(weaker, min(g_rel, sk / m_norm))
             V = _direction(cache, wh, l1, l2, z, q, p, y, sg * float(y @ M @ z))
             if V is not None:
                 directions.append(V)
-    return best, directions
+    return replace(best, weaker_factor=weaker, missing=routes.result()), directions
+
+
+class _Routes:
+    """Per missing direction ``l``: ``||A_j^T u_l|| / ||A_j||`` and ``||B_i S v_l|| / ||B_i S||``
+    for every layer, and the strongest pair offered (coupling times reach)."""
+
+    def __init__(self, cache: PointCache, wh: Whitening, rtol: float, learned: Sequence[int] | None,
+                 e_norm: float) -> None:
+        self.cache, self.rtol, self.e_norm = cache, rtol, e_norm
+        self.ls: list[int] = []
+        if learned is not None and wh.s.size:
+            held = set(learned)
+            floor = rtol * float(wh.s[0])
+            self.ls = [k for k in range(1, wh.s.size + 1)
+                       if k not in held and wh.s[k - 1] > floor][:MISSING_SHOWN]
+        self.s = {k: float(wh.s[k - 1]) for k in self.ls}
+        n = len(cache.weights)
+        self.out: dict[int, list[float]] = {}
+        self.inp: dict[int, list[float]] = {}
+        a_norm = [_norm2(a) for a in cache.A]
+        bs = [b @ wh.S for b in cache.B]
+        bs_norm = [_norm2(b) for b in bs]
+        for k in self.ls:
+            u, v = wh.U[:, k - 1], wh.Vt[k - 1]
+            self.out[k] = [float(np.linalg.norm(cache.A[j].T @ u)) / a_norm[j] if a_norm[j] else 0.0
+                           for j in range(n)]
+            self.inp[k] = [float(np.linalg.norm(bs[i] @ v)) / bs_norm[i] if bs_norm[i] else 0.0
+                           for i in range(n)]
+        self.b_norm = [_norm2(b) for b in cache.B]
+        self.a_norm, self.bs_norm = a_norm, bs_norm
+        self.best: dict[int, tuple[float, tuple[int, int] | None, str | None]] = {
+            k: (0.0, None, None) for k in self.ls}
+
+    def offer(self, l1: int, l2: int, dead_end: str, reach: float) -> None:
+        scale = self.a_norm[l2 - 1] * self.e_norm * self.b_norm[l1 - 1]
+        if not scale > 0:
+            return
+        for k in self.ls:
+            coupling = (self.s[k] * self.out[k][l2 - 1] * self.a_norm[l2 - 1]
+                        * self.inp[k][l1 - 1] * self.bs_norm[l1 - 1]) / scale
+            if coupling * reach > self.best[k][0]:
+                self.best[k] = (coupling * reach, (l1, l2), dead_end)
+
+    def result(self) -> tuple[MissingDirection, ...]:
+        def reached(values: list[float]) -> list[int]:
+            return [i + 1 for i, x in enumerate(values) if x > self.rtol]
+
+        return tuple(
+            MissingDirection(k, self.s[k], reached(self.inp[k]), reached(self.out[k]), *self.best[k])
+            for k in self.ls
+        )
 
 
 def _direction(

@@ -466,7 +466,8 @@ def _measure(
             phase = "the channel search"
             try:
                 check_deadline(deadline)
-                channel, channel_dirs = strongest_channel(cache, wh, tol.products_rtol, deadline=deadline)
+                channel, channel_dirs = strongest_channel(cache, wh, tol.products_rtol, deadline=deadline,
+                                                          learned=learned)
                 extra = [Direction(V, tuple(i + 1 for i, v in enumerate(V) if np.any(v)), "channel")
                          for V in channel_dirs]
                 phase = "the witness search"
@@ -563,6 +564,7 @@ def _measure(
         witness_order=None if witness is None else witness.order,
         witness_curvature=(2.0 * witness.coefficient if witness is not None and witness.order == 2 else None),
         channel_strength=None if channel is None else channel.strength,
+        channel_weaker_factor=None if channel is None else channel.weaker_factor,
         channel_noise=max(max(rel), floor, 100.0 * EPS64),
         channel_noise_ceiling=CHANNEL_NOISE_CEILING,
         ftol_requested=tol.ftol_requested,

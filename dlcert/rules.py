@@ -62,6 +62,8 @@ class Evidence:
         the terms of that coefficient: invariant under a change of basis between layers).
     channel_strength : strongest second-order channel (``dlcert.channels``; ``None``: not measured).
     channel_noise : channel strengths up to ``10 * channel_noise`` are rounding (no channel).
+    channel_weaker_factor : the largest over pairs of the smaller of a channel's two factors
+        (``dlcert.channels``); "no channel" needs it at rounding level too (``None``: not measured).
     channel_noise_ceiling : above it (an ill-conditioned change of basis between layers, which
         shrinks channel strengths), the absence of a channel proves nothing.
     complete : every measurement before the searches finished within the time budget (when
@@ -102,6 +104,7 @@ class Evidence:
     channel_strength: float | None = None
     channel_noise: float = 0.0
     channel_noise_ceiling: float = 1e-8
+    channel_weaker_factor: float | None = None
     witness_threshold: float | None = None
     complete: bool = True
     ftol_requested: float = 0.0
@@ -174,11 +177,16 @@ class Evidence:
 
     @property
     def no_channel(self) -> bool:
-        """No second-order channel beyond rounding (and S is a top set)."""
+        """No second-order channel beyond rounding (and S is a top set): every pair has a factor
+        at rounding level. The strength alone is not enough: near the boundary of its orbit a
+        genuine channel's two factors can each be far above rounding while their product is not."""
+        factor = self.channel_strength if self.channel_weaker_factor is None else max(
+            self.channel_strength or 0.0, self.channel_weaker_factor)
         return (
             self.channel_strength is not None
+            and factor is not None
             and not self.misplaced
-            and self.channel_strength <= 10.0 * self.channel_noise
+            and factor <= 10.0 * self.channel_noise
             and self.channel_noise <= self.channel_noise_ceiling
         )
 

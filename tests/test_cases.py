@@ -48,3 +48,31 @@ def test_case(name: str) -> None:
 def test_known_inconclusive_are_cases() -> None:
     assert set(KNOWN_INCONCLUSIVE) <= set(NAMES)
     assert len(NAMES) >= 90
+
+
+def test_missing_directions_show_why_a_channel_is_absent_or_present() -> None:
+    """The criterion's inputs per missing direction (docs/strictness.md, section 3): in a
+    different-missing-direction case each direction reaches an input and an output but no pair
+    with a dead end carries it (every per-direction strength at rounding, non-strict); in a
+    strict case one direction is carried by a pair far above rounding."""
+    from dlcert.render import Format, renderer_for
+
+    p = load_problem(CASES / "c2_N4_in2_out3_diffJ.npz", None, "columns")
+    cert = certify(p.weights, p.stats, eps=p.eps)
+    ch = cert.channel
+    assert cert.verdict is Verdict.NON_STRICT_SADDLE and ch is not None
+    assert [d.index for d in ch.missing] == [2, 3, 4]
+    assert all(d.input_layers and d.output_layers for d in ch.missing)
+    assert all(d.strength <= 10 * ch.noise for d in ch.missing)
+    assert ch.input_dead_ends and ch.output_dead_ends
+    text = renderer_for(Format.TEXT, width=140).render(cert)
+    assert "missing directions" in text and "is rounding" in text
+
+    p = load_problem(CASES / "c1_strict_mid_G0.npz", None, "columns")
+    cert = certify(p.weights, p.stats, eps=p.eps)
+    ch = cert.channel
+    assert cert.verdict is Verdict.STRICT_SADDLE and ch is not None
+    carried = [d for d in ch.missing if d.strength > 100 * ch.noise]
+    assert carried and carried[0].layers is not None
+    first = carried[0]
+    assert first.layers[0] in first.input_layers and first.layers[1] in first.output_layers

@@ -118,6 +118,17 @@ CASES: list[tuple[str, Any, dict[str, Any], Verdict]] = [
     ("non_strict.tightened", NS, {}, Verdict.NON_STRICT_SADDLE),
     ("non_strict.no_channel", S,
      {"rank_rule": "strict_saddle", "witness_order": 3, "witness_curvature": None, "channel_strength": 1e-16,
+      "channel_weaker_factor": 1e-15, "channel_noise": 1e-15, "lambda_min": -1e-16},
+     Verdict.NON_STRICT_SADDLE),
+    # Near the boundary of its orbit a strict saddle's channel has coupling and reach 7e-6 each:
+    # their product 5e-11 is within 10 x the noise 1.2e-10 of a point 1e-10 from critical, the
+    # weaker factor is not (a balanced representative of an exact strict saddle read non-strict).
+    ("inconclusive.strictness_undecided", S,
+     {"rank_rule": "strict_saddle", "witness_order": 2, "witness_curvature": -1.3e-10,
+      "witness_threshold": 9.9e-10, "curvature_threshold": 3e-8, "channel_strength": 5e-11,
+      "channel_weaker_factor": 7e-6, "channel_noise": 1.2e-10, "lambda_min": -1.8e-10}, Verdict.INCONCLUSIVE),
+    ("non_strict.no_channel", S,
+     {"rank_rule": "strict_saddle", "witness_order": 3, "witness_curvature": None, "channel_strength": 1e-16,
       "channel_noise": 1e-15, "lambda_min": -1e-16}, Verdict.NON_STRICT_SADDLE),
     # An ill-conditioned gauge shrinks channel strengths: above the noise ceiling, no proof.
     ("inconclusive.strictness_undecided", S,

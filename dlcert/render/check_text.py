@@ -32,6 +32,8 @@ class CheckView:
             yield self._hessian()
         if c.rank_rule.decision is not None or c.rank_rule.index_set is not None or c.channel is not None:
             yield self._rank_rule()
+        if c.channel is not None and c.channel.missing:
+            yield self._missing()
         if c.witness is not None:
             yield self._witness()
         yield self._theorems()
@@ -134,13 +136,43 @@ class CheckView:
         tab.add_row("j_b", fmt(r.j_b))
         tab.add_row("j_t", fmt(r.j_t))
         tab.add_row("tightened", tick(r.tightened))
-        tab.add_row("decision", r.decision or f"undecided: {r.reason}")
+        decision = r.decision or f"undecided: {r.reason}"
+        if r.decision == "strict_saddle" and r.top_set:
+            decision = "not tightened (proves nothing: the channels below decide)"
+        tab.add_row("decision", decision)
         ch = self.cert.channel
         if ch is not None:
             where = ("none" if ch.layers is None
                      else f"W{ch.layers[0]} -> W{ch.layers[1]} ({ch.dead_end} dead end)")
             tab.add_row("strongest second-order channel",
                         f"{ch.strength:.3e} at {where}; rounding <= {10 * ch.noise:.1e}")
+            tab.add_row("weaker factor of any channel",
+                        f"{ch.weaker_factor:.3e} (coupling or reach; absence needs <= {10 * ch.noise:.1e})")
+            tab.add_row("input dead ends (A_l z = 0)",
+                        ", ".join(f"W{i}" for i in ch.input_dead_ends) or "none")
+            tab.add_row("output dead ends (y^T B_l S = 0)",
+                        ", ".join(f"W{i}" for i in ch.output_dead_ends) or "none")
+        return tab
+
+    def _missing(self) -> Table:
+        ch = self.cert.channel
+        assert ch is not None
+        tab = Table(title="missing directions: where each can be routed at order 2 (docs/strictness.md, "
+                          "section 3)", title_justify="left", header_style="label")
+        tab.add_column("l")
+        tab.add_column("s_l", justify="right", style="number")
+        tab.add_column("v_l reaches the input of")
+        tab.add_column("u_l reads the output of")
+        tab.add_column("strongest channel carrying l", justify="right")
+
+        def layers(ls: list[int]) -> str:
+            return ", ".join(f"W{i}" for i in ls) or "none"
+
+        for d in ch.missing:
+            where = ("no pair with a dead end" if d.layers is None
+                     else f"none: {d.strength:.1e} is rounding" if d.strength <= 10 * ch.noise
+                     else f"{d.strength:.3e} at W{d.layers[0]} -> W{d.layers[1]} ({d.dead_end} dead end)")
+            tab.add_row(str(d.index), fmt(d.s), layers(d.input_layers), layers(d.output_layers), where)
         return tab
 
     def _witness(self) -> Table:
