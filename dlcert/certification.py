@@ -161,8 +161,11 @@ def _stored_gradient_norms(norms: Sequence[float], norm: Normalization, cache: P
         return [g * _grad_factor(norm, i) for i, g in enumerate(norms)]
     out = []
     for i, (ate, b) in enumerate(zip(cache.AtE, cache.B, strict=True)):
-        g = ate @ b.T
-        out.append(float(np.linalg.norm(np.ldexp(g, norm.entry_exponents(i, g.shape)))) / norm.loss_factor)
+        with np.errstate(over="ignore"):  # a stored gradient beyond 1e308 is reported as inf
+            g = np.ldexp(ate @ b.T, norm.entry_exponents(i, (ate.shape[0], b.shape[0])) - 2 * norm.y_exponent)
+        top = float(np.max(np.abs(g), initial=0.0))
+        # scaled so that squaring the entries cannot overflow when the norm itself is finite
+        out.append(top * float(np.linalg.norm(g / top)) if 0.0 < top < math.inf else top)
     return out
 
 

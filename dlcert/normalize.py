@@ -115,9 +115,7 @@ def unit_exponents(weights: Sequence[np.ndarray]) -> tuple[tuple[int, ...], ...]
             return np.where(x > 0, np.log2(np.where(x > 0, x, 1.0)), -np.inf)
 
     def norms(h: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.sqrt(np.einsum("ab,ab->a", ws[h], ws[h]))
-        cols = np.sqrt(np.einsum("ab,ab->b", ws[h + 1], ws[h + 1]))
-        return rows, cols
+        return _norms(ws[h], 1), _norms(ws[h + 1], 0)
 
     for _ in range(UNIT_SWEEPS):
         moved = False
@@ -150,6 +148,14 @@ def unit_exponents(weights: Sequence[np.ndarray]) -> tuple[tuple[int, ...], ...]
     if not all(_exact_copy(w, s) for w, s in zip(weights, ws, strict=True)):
         return ()
     return out
+
+
+def _norms(a: np.ndarray, axis: int) -> np.ndarray:
+    """Row (``axis=1``) or column (``axis=0``) 2-norms that neither overflow nor underflow."""
+    top = np.max(np.abs(a), axis=axis, initial=0.0)
+    safe = np.where(top > 0, top, 1.0)
+    scaled = a / (safe[:, None] if axis == 1 else safe[None, :])
+    return np.asarray(top * np.sqrt(np.sum(scaled * scaled, axis=axis)))
 
 
 def _exact_copy(stored: np.ndarray, scaled: np.ndarray) -> bool:
