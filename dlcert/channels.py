@@ -57,7 +57,7 @@ MISSING_SHOWN = 8
 
 def strongest_channel(
     cache: PointCache, wh: Whitening, rtol: float, *, deadline: float = math.inf,
-    learned: Sequence[int] | None = None,
+    learned: Sequence[int] | None = None, norms: tuple[list[float], list[float], list[float]] | None = None,
 ) -> tuple[Channel, list[tuple[np.ndarray, ...]]]:
     """The strongest channel and the order-2 directions (one per channel found, unit norm).
 
@@ -65,6 +65,7 @@ def strongest_channel(
     ``l`` (not in S, ``s_l`` beyond rounding; the largest :data:`MISSING_SHOWN`), which layers
     its input and output directions reach and the strongest channel carrying it alone: the
     inputs of the criterion, so a reader can follow it (``G = -sum_l s_l (A^T u_l)(B S v_l)^T``).
+    ``norms``: the spectral norms ``(||A_j||, ||B_j S||, ||B_j||)`` when already computed.
 
     Raises :class:`dlcert.budget.OutOfTime` when ``deadline`` passes: a partial search would
     understate the strength, so there is no partial answer.
@@ -84,7 +85,7 @@ def strongest_channel(
         check_deadline(deadline)
         nz[layer] = null_space(cache.A[layer - 1], rtol)
         ny[layer] = null_space((cache.B[layer - 1] @ wh.S).T, rtol)
-    routes = _Routes(cache, wh, rtol, learned, e_norm)
+    routes = _Routes(cache, wh, rtol, learned, e_norm, norms)
     best = replace(best, input_dead_ends=tuple(k for k, v in nz.items() if v.shape[1]),
                    output_dead_ends=tuple(k for k, v in ny.items() if v.shape[1]))
     for l1, l2 in channel_pairs(n):
@@ -129,7 +130,7 @@ class _Routes:
     for every layer, and the strongest pair offered (coupling times reach)."""
 
     def __init__(self, cache: PointCache, wh: Whitening, rtol: float, learned: Sequence[int] | None,
-                 e_norm: float) -> None:
+                 e_norm: float, norms: tuple[list[float], list[float], list[float]] | None) -> None:
         self.cache, self.rtol, self.e_norm = cache, rtol, e_norm
         self.ls: list[int] = []
         if learned is not None and wh.s.size:
@@ -141,19 +142,26 @@ class _Routes:
         n = len(cache.weights)
         self.out: dict[int, list[float]] = {}
         self.inp: dict[int, list[float]] = {}
-        a_norm = [_norm2(a) for a in cache.A]
-        bs = [b @ wh.S for b in cache.B]
-        bs_norm = [_norm2(b) for b in bs]
-        for k in self.ls:
-            u, v = wh.U[:, k - 1], wh.Vt[k - 1]
-            self.out[k] = [float(np.linalg.norm(cache.A[j].T @ u)) / a_norm[j] if a_norm[j] else 0.0
-                           for j in range(n)]
-            self.inp[k] = [float(np.linalg.norm(bs[i] @ v)) / bs_norm[i] if bs_norm[i] else 0.0
-                           for i in range(n)]
-        self.b_norm = [_norm2(b) for b in cache.B]
-        self.a_norm, self.bs_norm = a_norm, bs_norm
         self.best: dict[int, tuple[float, tuple[int, int] | None, str | None]] = {
             k: (0.0, None, None) for k in self.ls}
+        if not self.ls:
+            self.a_norm = self.bs_norm = self.b_norm = [0.0] * n
+            return
+        if norms is None:
+            norms = ([_norm2(a) for a in cache.A], [_norm2(b @ wh.S) for b in cache.B],
+                     [_norm2(b) for b in cache.B])
+        a_norm, bs_norm, self.b_norm = norms
+        ks = np.array(self.ls) - 1
+        U, SV = wh.U[:, ks], wh.S @ wh.Vt[ks].T  # u_l and S v_l as columns
+        none = np.zeros(ks.size)
+        out = np.array([np.linalg.norm(cache.A[j].T @ U, axis=0) / a_norm[j] if a_norm[j] else none
+                        for j in range(n)])
+        inp = np.array([np.linalg.norm(cache.B[i] @ SV, axis=0) / bs_norm[i] if bs_norm[i] else none
+                        for i in range(n)])
+        for c, k in enumerate(self.ls):
+            self.out[k] = [float(x) for x in out[:, c]]
+            self.inp[k] = [float(x) for x in inp[:, c]]
+        self.a_norm, self.bs_norm = a_norm, bs_norm
 
     def offer(self, l1: int, l2: int, dead_end: str, reach: float) -> None:
         scale = self.a_norm[l2 - 1] * self.e_norm * self.b_norm[l1 - 1]

@@ -466,8 +466,9 @@ def _measure(
             phase = "the channel search"
             try:
                 check_deadline(deadline)
-                channel, channel_dirs = strongest_channel(cache, wh, tol.products_rtol, deadline=deadline,
-                                                          learned=learned)
+                channel, channel_dirs = strongest_channel(
+                    cache, wh, tol.products_rtol, deadline=deadline, learned=learned,
+                    norms=(layer_norms.A, layer_norms.BS, layer_norms.B))
                 extra = [Direction(V, tuple(i + 1 for i, v in enumerate(V) if np.any(v)), "channel")
                          for V in channel_dirs]
                 phase = "the witness search"
