@@ -538,6 +538,12 @@ def default_radius(weights: Weights) -> float:
     return max(1.0, 0.1 * norm)
 
 
+#: Factors by which the null-space cutoff is coarsened when the chains at the products' own
+#: cutoff give no witness of the preferred order (never beyond ``MAX_NULL_RTOL``).
+COARSER_NULL_SPACES = (1e3, 1e6)
+MAX_NULL_RTOL = 1e-6
+
+
 def find_witness(
     weights: Weights,
     stats: Statistics,
@@ -585,23 +591,31 @@ def _search(
             d = misplaced_direction(weights, wh, max(learned), min(missing))
             if d is not None:
                 directions.append(d)
-    nulls = NullSpaces(cache, wh, rtol)
-    for layers in candidate_layer_sets(n, orders or range(2, n + 1)):
-        check_deadline(deadline)
-        d = chain_direction(cache, nulls, layers, rtol)
-        if d is not None:
-            directions.append(d)
     best: Witness | None = None
     curvature: tuple[float, Direction] | None = None
-    for d in directions:
-        check_deadline(deadline)
-        w = evaluate(weights, d, stats, cache, rad, deadline=deadline)
-        if w is None:
-            continue
-        if w.order == 2 and (curvature is None or w.coefficient < curvature[0]):
-            curvature = (w.coefficient, d)
-        if best is None or _rank(w, min_preferred_order) < _rank(best, min_preferred_order):
-            best = w
+    # Dead ends are null spaces judged at the products' rounding scale; a change of basis between
+    # layers blurs them (a dead end of an exact point read as rank at cutoff 1e-13 under condition
+    # 1e4), so when no witness of the preferred order is found the chains are rebuilt at coarser
+    # cutoffs. Any direction is safe to try: its loss polynomial and decrease are checked exactly.
+    for cutoff in [rtol, *(rtol * f for f in COARSER_NULL_SPACES if rtol * f <= MAX_NULL_RTOL)]:
+        if best is not None and best.order >= min_preferred_order:
+            break
+        nulls = NullSpaces(cache, wh, cutoff)
+        for layers in candidate_layer_sets(n, orders or range(2, n + 1)):
+            check_deadline(deadline)
+            d = chain_direction(cache, nulls, layers, cutoff)
+            if d is not None:
+                directions.append(d)
+        for d in directions:
+            check_deadline(deadline)
+            w = evaluate(weights, d, stats, cache, rad, deadline=deadline)
+            if w is None:
+                continue
+            if w.order == 2 and (curvature is None or w.coefficient < curvature[0]):
+                curvature = (w.coefficient, d)
+            if best is None or _rank(w, min_preferred_order) < _rank(best, min_preferred_order):
+                best = w
+        directions = []
     return best, (curvature[1] if curvature else None)
 
 
