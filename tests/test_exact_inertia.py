@@ -209,10 +209,10 @@ def test_verdict_invariant_under_changes_of_basis(
     G = [np.eye(dx)] + [conditioned_basis(rng, d, cond) for d in widths[1:-1]] + [np.eye(widths[-1])]
     moved = [G[i + 1] @ w @ np.linalg.inv(G[i]) for i, w in enumerate(Wf)]
     cert = certify(moved, stats)
-    # Never a different certificate. Beyond cond 1e2 the curvature that the rounded point's
-    # distance from criticality can create grows with the change of basis, and a strict saddle
-    # whose negative curvature it covers reads inconclusive (docs/strictness.md, section 5).
-    honest = cond > 1e2 and cert.verdict is Verdict.INCONCLUSIVE
+    # Never a different certificate, and up to cond 1e4 the exact verdict. At 1e6 rounding
+    # G W G^-1 to float64 leaves the stored numbers 1e-6..1e-4 from critical (exact rational
+    # arithmetic), and 4 of the 150 read inconclusive (docs/strictness.md, section 5).
+    honest = cond > 1e4 and cert.verdict is Verdict.INCONCLUSIVE
     assert cert.verdict is base.verdict or honest, (cond, [str(r) for r in cert.reasons])
     if cert.verdict in (Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE):
         w = cert.witness
