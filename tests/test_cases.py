@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,50 @@ def test_missing_directions_show_why_a_channel_is_absent_or_present() -> None:
     assert carried and carried[0].layers is not None
     first = carried[0]
     assert first.layers[0] in first.input_layers and first.layers[1] in first.output_layers
+
+
+def _quadratic_form_and_live_projection(name: str) -> tuple[Any, Any, Any]:
+    """``V -> V^T H V`` at a case's point and ``V -> P V Pi`` (the live part of a direction:
+    ``P_i`` onto ``row(A_i)``, ``Pi_i`` onto ``col(B_i S)``; docs/strictness.md, section 3)."""
+    import numpy as np
+
+    from dlcert.objective import PointCache, hvp
+    from dlcert.optimum import whiten
+    from dlcert.products import null_space
+
+    p = load_problem(CASES / f"{name}.npz", None, "columns")
+    ws = tuple(np.asarray(w, dtype=np.float64) for w in p.weights)
+    cache = PointCache.at(ws, p.stats)
+    S = whiten(p.stats, 1e-14).S
+    P = [np.eye(a.shape[1]) - (lambda n: n @ n.T)(null_space(a, 1e-10)) for a in cache.A]
+    Pi = [np.eye(b.shape[0]) - (lambda n: n @ n.T)(null_space((b @ S).T, 1e-10)) for b in cache.B]
+
+    def form(V: list[Any]) -> float:
+        return float(sum(np.vdot(v, h) for v, h in zip(V, hvp(V, p.stats, cache), strict=True)))
+
+    def live(V: list[Any]) -> list[Any]:
+        return [P[i] @ v @ Pi[i] for i, v in enumerate(V)]
+
+    return form, live, ws
+
+
+@pytest.mark.parametrize(("name", "channel"), [("c2_N4_in2_out3_diffJ", False), ("cL_ns_diffJ_G1", False),
+                                               ("c1_strict_mid_G0", True)])
+def test_without_a_channel_only_the_live_part_of_a_direction_counts(name: str, channel: bool) -> None:
+    """The proved reduction of docs/strictness.md, section 3: with no channel, ``Q(V) = Q(P V Pi)``
+    for every direction; with a channel it fails for some (the dead parts carry the escape)."""
+    import numpy as np
+
+    form, live, ws = _quadratic_form_and_live_projection(name)
+    rng = np.random.default_rng(0)
+    gaps = []
+    for _ in range(20):
+        V = [rng.standard_normal(w.shape) for w in ws]
+        dead = [v - lv for v, lv in zip(V, live(V), strict=True)]
+        assert sum(float(np.vdot(d, d)) for d in dead) > 0.01 * sum(float(np.vdot(v, v)) for v in V)
+        scale = max(abs(form(V)), 1.0)
+        gaps.append(abs(form(V) - form(live(V))) / scale)
+    if channel:
+        assert max(gaps) > 1e-3
+    else:
+        assert max(gaps) < 1e-10
