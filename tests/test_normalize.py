@@ -71,3 +71,20 @@ def test_no_rescaling_that_would_leave_the_normal_range() -> None:
     assert unit_exponents([W1, W2]) == ()
     # without the tiny entry the same unit is balanced (and norms of 1e+-300 do not overflow)
     assert unit_exponents([np.array([[1e300, 0.0]]), W2]) == ((-997,),)
+
+
+def test_certificate_reports_stored_units_and_the_rescaling() -> None:
+    """With units rescaled, gradient norms are still the stored point's (computed directly here),
+    the exponents are in the evidence, and the report says the copy was rebalanced."""
+    from dlcert import certify
+    from dlcert.objective import gradient
+    from dlcert.render import Format, renderer_for
+
+    rng = np.random.default_rng(3)
+    ws = _scale_units(_net(rng, [3, 4, 2]), [np.array([15, -12, 0, 3])])
+    stats = _stats(3, 2)
+    cert = certify(ws, stats)
+    assert cert.evidence["normalization"]["unit_exponents"]
+    direct = [float(np.linalg.norm(g)) for g in gradient(ws, stats)]
+    np.testing.assert_allclose(cert.layer_gradient_norms, direct, rtol=1e-12)
+    assert "hidden units rescaled" in renderer_for(Format.TEXT, width=140).render(cert)

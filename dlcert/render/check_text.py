@@ -81,6 +81,12 @@ class CheckView:
         tab.add_row("precision (eps)", f"{t.weights_eps or t.eps:.2g} / {t.eps:.2g}",
                     "weights / data: tolerances follow the data, floors the weights "
                     "(docs/tolerances.md)")
+        units = (c.evidence or {}).get("normalization", {}).get("unit_exponents") or []
+        if units:
+            top = max(abs(e) for u in units for e in u)
+            tab.add_row("hidden units rescaled", f"up to 2^{top}",
+                        "exactly (powers of two) before measuring: relative gradients, eigenvalues "
+                        "and channels are the balanced copy's (docs/verdicts.md)")
         tab.add_row("widths", ",".join(map(str, c.widths)), f"N = {len(c.widths) - 1} layers")
         tab.add_row("k (bottleneck width)", str(c.k),
                     "hidden bottleneck at " + (", ".join(map(str, c.bottleneck_layers)) or "none"))
