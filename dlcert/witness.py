@@ -29,7 +29,7 @@ import numpy as np
 
 from dlcert.budget import activate, check_deadline, deactivate
 from dlcert.certificate import Witness
-from dlcert.objective import PointCache
+from dlcert.objective import PointCache, frobenius
 from dlcert.optimum import Whitening
 from dlcert.products import Weights, chain, null_space, product
 from dlcert.roundoff import PointBounds, decrease_bound, rank_one_coefficients
@@ -41,6 +41,11 @@ SAFETY = 2.0
 
 #: Largest number of layers for which every subset of moving layers is tried.
 EXHAUSTIVE_LAYERS = 8
+
+#: Beyond ``EXHAUSTIVE_LAYERS``, at most this many linked layer sets (:func:`linked_layer_sets`),
+#: found by visiting at most ``LINKED_VISITS`` partial sets.
+LINKED_SETS = 512
+LINKED_VISITS = 50_000
 
 
 @dataclass(frozen=True)
@@ -360,6 +365,56 @@ def candidate_layer_sets(n: int, orders: Sequence[int]) -> list[tuple[int, ...]]
     return list(dict.fromkeys(out))
 
 
+def linked_layer_sets(cache: PointCache, rtol: float, limit: int = LINKED_SETS) -> list[tuple[int, ...]]:
+    """Moving-layer sets ``l_1 < ... < l_q`` (``q >= 2``) whose chain can carry a direction, shortest
+    first: every fixed stretch between consecutive moving layers is non-zero within rounding
+    (``||W_(hi-1)...W_(lo+1)||_F > rtol prod ||W||_F``) and the residual seen between the ends is
+    (``A_(l_q)^T E B_(l_1)^T``). For deep networks, where the subsets are too many to try, this
+    finds the escapes whose moving layers are not contiguous (a non-strict saddle of depth 10 with
+    zero product whose escape moves layers far apart was missed by windows)."""
+    W = cache.weights
+    n = len(W)
+    norms = [frobenius(w) for w in W]
+    link = [[False] * (n + 2) for _ in range(n + 2)]
+    for lo in range(1, n + 1):
+        M: np.ndarray | None = None
+        scale = 1.0
+        link[lo][lo + 1] = True  # adjacent layers: the identity between them
+        for hi in range(lo + 2, n + 1):
+            w = W[hi - 2]  # W_(hi-1) joins the fixed stretch
+            M = w if M is None else w @ M
+            scale *= norms[hi - 2]
+            link[lo][hi] = bool(frobenius(M) > rtol * scale)
+    e_norm = frobenius(cache.E)
+    a_norm = [frobenius(a) for a in cache.A]
+    b_norm = [frobenius(b) for b in cache.B]
+
+    def ends(first: int, last: int) -> bool:
+        G = cache.A[last - 1].T @ cache.E @ cache.B[first - 1].T
+        return bool(frobenius(G) > rtol * a_norm[last - 1] * e_norm * b_norm[first - 1])
+
+    ok_ends = {(f, g): ends(f, g) for f in range(1, n + 1) for g in range(f + 1, n + 1)}
+    out: list[tuple[int, ...]] = []
+    visits = [0]
+
+    def extend(path: list[int], q: int) -> None:
+        visits[0] += 1
+        if len(out) >= limit or visits[0] > LINKED_VISITS:
+            return
+        if len(path) == q:
+            if ok_ends[(path[0], path[-1])]:
+                out.append(tuple(path))
+            return
+        for hi in range(path[-1] + 1, n + 1 - (q - len(path) - 1)):
+            if link[path[-1]][hi]:
+                extend([*path, hi], q)
+
+    for q in range(2, n + 1):
+        for first in range(1, n + 1):
+            extend([first], q)
+    return out
+
+
 def evaluate(
     weights: Weights,
     direction: Direction,
@@ -601,21 +656,31 @@ def _search(
         if best is not None and best.order >= min_preferred_order:
             break
         nulls = NullSpaces(cache, wh, cutoff)
-        for layers in candidate_layer_sets(n, orders or range(2, n + 1)):
-            check_deadline(deadline)
-            d = chain_direction(cache, nulls, layers, cutoff)
-            if d is not None:
-                directions.append(d)
-        for d in directions:
-            check_deadline(deadline)
-            w = evaluate(weights, d, stats, cache, rad, deadline=deadline)
-            if w is None:
-                continue
-            if w.order == 2 and (curvature is None or w.coefficient < curvature[0]):
-                curvature = (w.coefficient, d)
-            if best is None or _rank(w, min_preferred_order) < _rank(best, min_preferred_order):
-                best = w
-        directions = []
+        batches = [candidate_layer_sets(n, orders or range(2, n + 1))]
+        if n > EXHAUSTIVE_LAYERS and orders is None:
+            batches.append(linked_layer_sets(cache, cutoff))
+        tried: set[tuple[int, ...]] = set()
+        for batch in batches:
+            if best is not None and best.order >= min_preferred_order:
+                break  # linked sets only when windows and pairs found nothing preferred
+            for layers in batch:
+                check_deadline(deadline)
+                if layers in tried:
+                    continue
+                tried.add(layers)
+                d = chain_direction(cache, nulls, layers, cutoff)
+                if d is not None:
+                    directions.append(d)
+            for d in directions:
+                check_deadline(deadline)
+                w = evaluate(weights, d, stats, cache, rad, deadline=deadline)
+                if w is None:
+                    continue
+                if w.order == 2 and (curvature is None or w.coefficient < curvature[0]):
+                    curvature = (w.coefficient, d)
+                if best is None or _rank(w, min_preferred_order) < _rank(best, min_preferred_order):
+                    best = w
+            directions = []
     return best, (curvature[1] if curvature else None)
 
 

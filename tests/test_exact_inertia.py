@@ -144,6 +144,33 @@ def test_verdict_equals_exact_inertia(seed: int, widths: list[int], index_set: t
         assert exact_loss(cert.witness.point, Syx, syy) < exact_loss(W, Syx, syy)
 
 
+def deep_draws(count: int) -> list[tuple[int, list[int], tuple[int, ...]]]:
+    """Exactly critical integer points of depth N = 9..12 (widths 1..3): beyond the depth up to
+    which every subset of moving layers is tried (``dlcert.witness.EXHAUSTIVE_LAYERS``)."""
+    rng = np.random.default_rng(20261202)
+    out = []
+    while len(out) < count:
+        n = int(rng.integers(9, 13))
+        dx, dy = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        widths = [dx, *[int(rng.integers(1, 4)) for _ in range(n - 1)], dy]
+        r = int(rng.integers(0, min(widths) + 1))
+        index_set = tuple(sorted(rng.choice(np.arange(1, min(dx, dy) + 1), size=min(r, min(dx, dy)),
+                                            replace=False).tolist()))
+        seed = int(rng.integers(0, 2**31))
+        if integer_point(np.random.default_rng(seed), widths, index_set) is not None:
+            out.append((seed, widths, index_set))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "widths", "index_set"), deep_draws(40))
+def test_deep_verdict_equals_exact_inertia(seed: int, widths: list[int], index_set: tuple[int, ...]) -> None:
+    """Depth 9..12: the escapes of non-strict saddles with zero product move layers far apart
+    (e.g. 2, 4, 5, 10 of 10), which windows of contiguous layers missed (6 of 40 such draws read
+    ``inconclusive.no_escape_witness``); the linked layer sets of ``dlcert.witness`` find them."""
+    test_verdict_equals_exact_inertia(seed, widths, index_set)
+
+
 def exact_loss(ws: list[np.ndarray] | tuple[np.ndarray, ...], Syx: np.ndarray, syy: int) -> Fraction:
     """``1/2 ||R||_F^2 - <Syx, R> + syy/2`` for ``Sxx = I``, with every entry an exact rational
     (floats converted exactly by :class:`fractions.Fraction`); no dlcert code."""
@@ -211,7 +238,7 @@ def test_verdict_invariant_under_changes_of_basis(
     cert = certify(moved, stats)
     # Never a different certificate, and up to cond 1e4 the exact verdict. At 1e6 rounding
     # G W G^-1 to float64 leaves the stored numbers 1e-6..1e-4 from critical (exact rational
-    # arithmetic), and 4 of the 150 read inconclusive (docs/strictness.md, section 5).
+    # arithmetic), and 4 of the 150 read inconclusive (docs/strictness.md, section 6).
     honest = cond > 1e4 and cert.verdict is Verdict.INCONCLUSIVE
     assert cert.verdict is base.verdict or honest, (cond, [str(r) for r in cert.reasons])
     if cert.verdict in (Verdict.STRICT_SADDLE, Verdict.NON_STRICT_SADDLE):
