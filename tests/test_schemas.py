@@ -148,6 +148,8 @@ def test_check_schema_accepts_reason_objects_and_new_fields(strict_report: dict[
         lambda r: r["witness"].update(order=1),
         lambda r: r.update(widths=[4]),
         lambda r: r.update(loss="0.5"),
+        lambda r: r["channel"].update(dead_end="sideways"),
+        lambda r: r["channel"].update(missing=[{"index": 0}]),
     ],
 )
 def test_check_schema_refuses_broken_reports(strict_report: dict[str, Any], breakage: Any) -> None:
