@@ -45,6 +45,14 @@ class Normalization:
         """Normalized loss = stored loss * ``loss_factor`` (``4^y_exponent``)."""
         return math.ldexp(1.0, 2 * self.y_exponent)
 
+    def to_normalized(self, weights: Sequence[np.ndarray]) -> tuple[np.ndarray, ...] | None:
+        """Map stored weights (e.g. a witness point) into the normalized copy's units, or ``None``
+        when an entry would leave the normal float64 range (the map would not be exact)."""
+        ws = [np.asarray(w, dtype=np.float64) for w in weights]
+        out = tuple(np.ldexp(w, e) for w, e in
+                    zip(_scale_units(ws, self.unit_exponents, 1), self.layer_exponents, strict=True))
+        return out if all(_exact_copy(w, o) for w, o in zip(ws, out, strict=True)) else None
+
     def to_stored(self, weights: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
         """Map normalized weights back to the stored units (exactly)."""
         out = tuple(np.ldexp(w, -e) for w, e in zip(weights, self.layer_exponents, strict=True))

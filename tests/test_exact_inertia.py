@@ -285,6 +285,34 @@ def test_verdict_invariant_under_exact_rescaling_of_units(
         assert check.confirmed, check.reasons
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "widths", "index_set"), draws(150)[1::3])
+def test_witness_rechecked_after_a_change_of_basis_and_rescaled_units(
+    seed: int, widths: list[int], index_set: tuple[int, ...]
+) -> None:
+    """A change of basis of condition 1e3 and then hidden units rescaled by up to 2^+-25: the exact
+    verdict, and ``dlcert recheck`` confirms the witness at the stored point (it measures on the
+    same exactly rescaled copy as ``check``; on the stored units its bound was 397 against a
+    decrease of 1.55 for one such point)."""
+    point = integer_point(np.random.default_rng(seed), widths, index_set)
+    assert point is not None
+    W, _, Syx = point
+    dx = widths[0]
+    syy = sum(S_VALUES[i] ** 2 for i in range(min(dx, widths[-1]))) + 1
+    stats = Statistics(Sxx=np.eye(dx), Syx=Syx.astype(np.float64), syy=float(syy), m=100)
+    Wf = [w.astype(np.float64) for w in W]
+    base = certify(Wf, stats)
+    rng = np.random.default_rng(seed + 3)
+    G = [np.eye(dx)] + [conditioned_basis(rng, d, 1e3) for d in widths[1:-1]] + [np.eye(widths[-1])]
+    moved = _moved_by_units([G[i + 1] @ w @ np.linalg.inv(G[i]) for i, w in enumerate(Wf)], rng, 25)
+    cert = certify(moved, stats)
+    assert cert.verdict is base.verdict, [str(r) for r in cert.reasons]
+    if cert.witness is not None:
+        w = cert.witness
+        check = recheck(moved, w.point, stats, claimed_radius=w.radius, order=w.order)
+        assert check.confirmed, check.reasons
+
+
 def near_boundary_representative(
     W: list[np.ndarray], reg: float = 1e-10, sweeps: int = 10
 ) -> list[np.ndarray]:
