@@ -365,35 +365,46 @@ def candidate_layer_sets(n: int, orders: Sequence[int]) -> list[tuple[int, ...]]
     return list(dict.fromkeys(out))
 
 
-def linked_layer_sets(cache: PointCache, rtol: float, limit: int = LINKED_SETS) -> list[tuple[int, ...]]:
+class LinkRatios:
+    """How non-zero each fixed stretch and each end coupling is, relative to its rounding scale:
+    ``||W_(hi-1)...W_(lo+1)||_F / prod ||W||_F`` and ``||A_g^T E B_f^T||_F / (||A_g|| ||E|| ||B_f||)``
+    (Frobenius norms), computed once per search for :func:`linked_layer_sets` (O(N^2) products)."""
+
+    def __init__(self, cache: PointCache, deadline: float = math.inf) -> None:
+        W = cache.weights
+        self.n = n = len(W)
+        norms = [frobenius(w) for w in W]
+        self.link = [[0.0] * (n + 2) for _ in range(n + 2)]
+        for lo in range(1, n + 1):
+            check_deadline(deadline)
+            M: np.ndarray | None = None
+            scale = 1.0
+            self.link[lo][lo + 1] = math.inf  # adjacent layers: the identity between them
+            for hi in range(lo + 2, n + 1):
+                w = W[hi - 2]  # W_(hi-1) joins the fixed stretch
+                M = w if M is None else w @ M
+                scale *= norms[hi - 2]
+                self.link[lo][hi] = frobenius(M) / scale if scale > 0 else 0.0
+        e_norm = frobenius(cache.E)
+        a_norm = [frobenius(a) for a in cache.A]
+        b_norm = [frobenius(b) for b in cache.B]
+        self.ends: dict[tuple[int, int], float] = {}
+        for g in range(2, n + 1):
+            check_deadline(deadline)
+            left = cache.A[g - 1].T @ cache.E
+            for f in range(1, g):
+                scale = a_norm[g - 1] * e_norm * b_norm[f - 1]
+                self.ends[(f, g)] = frobenius(left @ cache.B[f - 1].T) / scale if scale > 0 else 0.0
+
+
+def linked_layer_sets(ratios: LinkRatios, rtol: float, limit: int = LINKED_SETS) -> list[tuple[int, ...]]:
     """Moving-layer sets ``l_1 < ... < l_q`` (``q >= 2``) whose chain can carry a direction, shortest
     first: every fixed stretch between consecutive moving layers is non-zero within rounding
-    (``||W_(hi-1)...W_(lo+1)||_F > rtol prod ||W||_F``) and the residual seen between the ends is
+    (its :class:`LinkRatios` ratio above ``rtol``) and so is the residual seen between the ends
     (``A_(l_q)^T E B_(l_1)^T``). For deep networks, where the subsets are too many to try, this
     finds the escapes whose moving layers are not contiguous (a non-strict saddle of depth 10 with
-    zero product whose escape moves layers far apart was missed by windows)."""
-    W = cache.weights
-    n = len(W)
-    norms = [frobenius(w) for w in W]
-    link = [[False] * (n + 2) for _ in range(n + 2)]
-    for lo in range(1, n + 1):
-        M: np.ndarray | None = None
-        scale = 1.0
-        link[lo][lo + 1] = True  # adjacent layers: the identity between them
-        for hi in range(lo + 2, n + 1):
-            w = W[hi - 2]  # W_(hi-1) joins the fixed stretch
-            M = w if M is None else w @ M
-            scale *= norms[hi - 2]
-            link[lo][hi] = bool(frobenius(M) > rtol * scale)
-    e_norm = frobenius(cache.E)
-    a_norm = [frobenius(a) for a in cache.A]
-    b_norm = [frobenius(b) for b in cache.B]
-
-    def ends(first: int, last: int) -> bool:
-        G = cache.A[last - 1].T @ cache.E @ cache.B[first - 1].T
-        return bool(frobenius(G) > rtol * a_norm[last - 1] * e_norm * b_norm[first - 1])
-
-    ok_ends = {(f, g): ends(f, g) for f in range(1, n + 1) for g in range(f + 1, n + 1)}
+    zero product whose escape moves layers 2, 4, 5 and 10 was missed by windows)."""
+    n = ratios.n
     out: list[tuple[int, ...]] = []
     visits = [0]
 
@@ -402,11 +413,11 @@ def linked_layer_sets(cache: PointCache, rtol: float, limit: int = LINKED_SETS) 
         if len(out) >= limit or visits[0] > LINKED_VISITS:
             return
         if len(path) == q:
-            if ok_ends[(path[0], path[-1])]:
+            if ratios.ends[(path[0], path[-1])] > rtol:
                 out.append(tuple(path))
             return
         for hi in range(path[-1] + 1, n + 1 - (q - len(path) - 1)):
-            if link[path[-1]][hi]:
+            if ratios.link[path[-1]][hi] > rtol:
                 extend([*path, hi], q)
 
     for q in range(2, n + 1):
@@ -652,13 +663,15 @@ def _search(
     # layers blurs them (a dead end of an exact point read as rank at cutoff 1e-13 under condition
     # 1e4), so when no witness of the preferred order is found the chains are rebuilt at coarser
     # cutoffs. Any direction is safe to try: its loss polynomial and decrease are checked exactly.
+    ratios: LinkRatios | None = None
     for cutoff in [rtol, *(rtol * f for f in COARSER_NULL_SPACES if rtol * f <= MAX_NULL_RTOL)]:
         if best is not None and best.order >= min_preferred_order:
             break
         nulls = NullSpaces(cache, wh, cutoff)
         batches = [candidate_layer_sets(n, orders or range(2, n + 1))]
         if n > EXHAUSTIVE_LAYERS and orders is None:
-            batches.append(linked_layer_sets(cache, cutoff))
+            ratios = ratios or LinkRatios(cache, deadline)
+            batches.append(linked_layer_sets(ratios, cutoff))
         tried: set[tuple[int, ...]] = set()
         for batch in batches:
             if best is not None and best.order >= min_preferred_order:
