@@ -530,3 +530,20 @@ def test_gap_bound_contains_the_exact_error(extended: bool) -> None:
             if err > 0:
                 ratios.append(bound / float(err))
     assert len(ratios) >= 40 and float(np.median(ratios)) < 1e4, sorted(ratios)
+
+
+def test_linked_layer_sets_move_every_zero_layer_and_come_shortest_first() -> None:
+    """Depth 10 with W_3 = W_7 = 0: a fixed stretch through a zero layer carries nothing, so every
+    linked set moves layers 3 and 7; sets come shortest first."""
+    from dlcert.objective import PointCache
+    from dlcert.witness import LinkRatios, linked_layer_sets
+
+    rng = np.random.default_rng(0)
+    ws = [rng.standard_normal((3, 3)) for _ in range(10)]
+    ws[2] = np.zeros((3, 3))
+    ws[6] = np.zeros((3, 3))
+    stats = Statistics(Sxx=np.eye(3), Syx=rng.standard_normal((3, 3)), syy=30.0, m=10)
+    sets = linked_layer_sets(LinkRatios(PointCache.at(tuple(ws), stats)), 1e-12)
+    assert sets and all(3 in s and 7 in s for s in sets)
+    assert [len(s) for s in sets] == sorted(len(s) for s in sets)
+    assert sets[0] == (3, 7)
