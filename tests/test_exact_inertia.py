@@ -216,6 +216,18 @@ def conditioned_basis(rng: np.random.Generator, d: int, cond: float) -> np.ndarr
     return (q1 * np.logspace(0, np.log10(cond), d)) @ q2
 
 
+def float_point(
+    seed: int, widths: list[int], index_set: tuple[int, ...]
+) -> tuple[list[np.ndarray], Statistics]:
+    """A draw's exactly critical integer point in float64 and its statistics (``Sxx = I``)."""
+    point = integer_point(np.random.default_rng(seed), widths, index_set)
+    assert point is not None
+    W, _, Syx = point
+    syy = sum(S_VALUES[i] ** 2 for i in range(min(widths[0], widths[-1]))) + 1
+    stats = Statistics(Sxx=np.eye(widths[0]), Syx=Syx.astype(np.float64), syy=float(syy), m=100)
+    return [w.astype(np.float64) for w in W], stats
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cond", [1e2, 1e4, 1e6])
 @pytest.mark.parametrize(("seed", "widths", "index_set"), draws(150))
@@ -224,13 +236,8 @@ def test_verdict_invariant_under_changes_of_basis(
 ) -> None:
     """W_i -> G_i W_i G_(i-1)^-1 with cond(G_i) up to 1e6 keeps criticality, the gap and the
     inertia (Sylvester); the verdict must not change, and a saddle keeps a confirmed witness."""
-    point = integer_point(np.random.default_rng(seed), widths, index_set)
-    assert point is not None
-    W, _, Syx = point
+    Wf, stats = float_point(seed, widths, index_set)
     dx = widths[0]
-    syy = sum(S_VALUES[i] ** 2 for i in range(min(dx, widths[-1]))) + 1
-    stats = Statistics(Sxx=np.eye(dx), Syx=Syx.astype(np.float64), syy=float(syy), m=100)
-    Wf = [w.astype(np.float64) for w in W]
     base = certify(Wf, stats)
     rng = np.random.default_rng(seed + 1)
     G = [np.eye(dx)] + [conditioned_basis(rng, d, cond) for d in widths[1:-1]] + [np.eye(widths[-1])]
@@ -267,13 +274,7 @@ def test_verdict_invariant_under_exact_rescaling_of_units(
     critical point): the verdict is the exact point's, not inconclusive, not not_critical, and
     a saddle's witness is confirmed at the stored point. Before the per-unit balancing of
     ``dlcert.normalize`` 2^+-30 made 13 of 150 exact points read ``not_critical``."""
-    point = integer_point(np.random.default_rng(seed), widths, index_set)
-    assert point is not None
-    W, _, Syx = point
-    dx = widths[0]
-    syy = sum(S_VALUES[i] ** 2 for i in range(min(dx, widths[-1]))) + 1
-    stats = Statistics(Sxx=np.eye(dx), Syx=Syx.astype(np.float64), syy=float(syy), m=100)
-    Wf = [w.astype(np.float64) for w in W]
+    Wf, stats = float_point(seed, widths, index_set)
     base = certify(Wf, stats)
     moved = _moved_by_units(Wf, np.random.default_rng(seed + 7), k)
     cert = certify(moved, stats)
@@ -294,13 +295,8 @@ def test_witness_rechecked_after_a_change_of_basis_and_rescaled_units(
     verdict, and ``dlcert recheck`` confirms the witness at the stored point (it measures on the
     same exactly rescaled copy as ``check``; on the stored units its bound was 397 against a
     decrease of 1.55 for one such point)."""
-    point = integer_point(np.random.default_rng(seed), widths, index_set)
-    assert point is not None
-    W, _, Syx = point
+    Wf, stats = float_point(seed, widths, index_set)
     dx = widths[0]
-    syy = sum(S_VALUES[i] ** 2 for i in range(min(dx, widths[-1]))) + 1
-    stats = Statistics(Sxx=np.eye(dx), Syx=Syx.astype(np.float64), syy=float(syy), m=100)
-    Wf = [w.astype(np.float64) for w in W]
     base = certify(Wf, stats)
     rng = np.random.default_rng(seed + 3)
     G = [np.eye(dx)] + [conditioned_basis(rng, d, 1e3) for d in widths[1:-1]] + [np.eye(widths[-1])]
@@ -353,13 +349,8 @@ def test_no_false_certificate_near_the_orbit_boundary(
     one such point's exact rational relative gradient is 0.285 (the product above a layer is
     3e-13 and its gradient of the same order). Before the weaker-factor test of a channel's
     absence, a balanced strict saddle (widths 2,2,3,2,4) read ``non_strict.no_channel``."""
-    point = integer_point(np.random.default_rng(seed), widths, index_set)
-    assert point is not None
-    W, _, Syx = point
+    Wf, stats = float_point(seed, widths, index_set)
     dx = widths[0]
-    syy = sum(S_VALUES[i] ** 2 for i in range(min(dx, widths[-1]))) + 1
-    stats = Statistics(Sxx=np.eye(dx), Syx=Syx.astype(np.float64), syy=float(syy), m=100)
-    Wf = [w.astype(np.float64) for w in W]
     base = certify(Wf, stats)
     rng = np.random.default_rng(seed + 1)
     G = [np.eye(dx)] + [conditioned_basis(rng, d, cond) for d in widths[1:-1]] + [np.eye(widths[-1])]
