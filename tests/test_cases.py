@@ -92,8 +92,14 @@ def _quadratic_form_and_live_projection(name: str) -> tuple[Any, Any, Any]:
     ws = tuple(np.asarray(w, dtype=np.float64) for w in p.weights)
     cache = PointCache.at(ws, p.stats)
     S = whiten(p.stats, 1e-14).S
-    P = [np.eye(a.shape[1]) - (lambda n: n @ n.T)(null_space(a, 1e-10)) for a in cache.A]
-    Pi = [np.eye(b.shape[0]) - (lambda n: n @ n.T)(null_space((b @ S).T, 1e-10)) for b in cache.B]
+
+    def off_null(a: Any) -> Any:
+        """The projector onto the complement of ``null(a)``."""
+        N = null_space(a, 1e-10)
+        return np.eye(a.shape[1]) - N @ N.T
+
+    P = [off_null(a) for a in cache.A]
+    Pi = [off_null((b @ S).T) for b in cache.B]
 
     def form(V: list[Any]) -> float:
         return float(sum(np.vdot(v, h) for v, h in zip(V, hvp(V, p.stats, cache), strict=True)))
